@@ -1,0 +1,3 @@
+"""Trained weights -> ONNX scoring graph -> quantized, parity-checked, signed bundle."""
+
+from __future__ import annotations
