@@ -1,0 +1,170 @@
+"""The bundle format, owned by the reader: file names, the catalog, and `read_bundle()`.
+
+A bundle is a directory with `manifest.json` (what the model is and the sha256 and size of every
+file), `manifest.sig` (Ed25519 signatures over the exact manifest bytes), `model.onnx` and
+`catalog.json`. `read_bundle()` reads every listed file's raw bytes under size caps and verifies
+them (see `verify.py`) before anything is parsed; callers then parse the verified bytes they hold
+in memory, so a file swapped on disk after the check is never used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ._crypto import PublicKeyLike, load_public_key
+from .errors import BundleError, DigestMismatchError, FormatError, SignatureError
+from .verify import (
+    MAX_MANIFEST_BYTES,
+    MAX_SIGNATURE_BYTES,
+    Manifest,
+    verify_file,
+    verify_manifest,
+)
+
+MANIFEST_FILE = "manifest.json"
+SIGNATURE_FILE = "manifest.sig"
+MODEL_FILE = "model.onnx"
+CATALOG_FILE = "catalog.json"
+REQUIRED_FILES = (MODEL_FILE, CATALOG_FILE)
+DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """One item the model scores; its position in the catalog is its model index."""
+
+    item_id: str
+    title: str
+    category: str = ""
+    group: str = ""
+    consumable: bool = False
+
+
+@dataclass(frozen=True)
+class BundleCatalog:
+    """The bundle's items in model-index order, with an id -> index lookup."""
+
+    entries: tuple[CatalogEntry, ...]
+    index: Mapping[str, int] = field(init=False, repr=False, compare=False)
+    """item_id -> model index."""
+
+    def __post_init__(self) -> None:
+        index = {entry.item_id: i for i, entry in enumerate(self.entries)}
+        if len(index) != len(self.entries):
+            raise FormatError("catalog.json lists an item id more than once")
+        object.__setattr__(self, "index", MappingProxyType(index))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """A bundle whose every file passed verification, held in memory."""
+
+    path: Path
+    manifest: Manifest
+    files: dict[str, bytes]
+
+    def catalog(self) -> BundleCatalog:
+        """Parse the verified catalog bytes.
+
+        Raises:
+            FormatError: the catalog is malformed or disagrees with the manifest's item count.
+        """
+        return parse_catalog(self.files[CATALOG_FILE], self.manifest)
+
+
+def load_trusted_keys(trusted_keys: Sequence[PublicKeyLike]) -> list[Any]:
+    """Normalise every accepted key form to Ed25519 public keys (see `load_public_key`)."""
+    if isinstance(trusted_keys, (str, bytes)):
+        raise TypeError("trusted_keys must be a sequence of keys, not a single str or bytes")
+    return [load_public_key(key) for key in trusted_keys]
+
+
+def read_bundle(
+    bundle_dir: Path | str,
+    trusted_keys: Sequence[PublicKeyLike],
+    *,
+    now: datetime | None = None,
+    installed_version: int | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> VerifiedBundle:
+    """Read and verify a bundle directory; nothing in it is parsed before it is verified.
+
+    Raises:
+        SignatureError, FormatError, RollbackError, ExpiredBundleError, DigestMismatchError:
+            the bundle must not be used (see `verify.py` for the rules).
+        BundleError: a file is missing or unreadable.
+    """
+    path = Path(bundle_dir)
+    keys = load_trusted_keys(trusted_keys)
+    manifest_bytes = _read_capped(path / MANIFEST_FILE, MAX_MANIFEST_BYTES, SignatureError)
+    signature_bytes = _read_capped(path / SIGNATURE_FILE, MAX_SIGNATURE_BYTES, SignatureError)
+    manifest = verify_manifest(
+        manifest_bytes,
+        signature_bytes,
+        keys,
+        now=now or datetime.now(timezone.utc),
+        installed_version=installed_version,
+    )
+    missing = [name for name in REQUIRED_FILES if name not in manifest.files]
+    if missing:
+        raise FormatError(f"manifest of {path} does not list {', '.join(missing)}")
+    files: dict[str, bytes] = {}
+    for name, entry in manifest.files.items():
+        if entry.size > max_file_bytes:
+            raise DigestMismatchError(
+                f"file {name!r} is listed at {entry.size} bytes, over the cap of {max_file_bytes}"
+            )
+        data = _read_capped(path / name, entry.size, DigestMismatchError)
+        verify_file(manifest, name, data)
+        files[name] = data
+    return VerifiedBundle(path=path, manifest=manifest, files=files)
+
+
+def parse_catalog(data: bytes, manifest: Manifest) -> BundleCatalog:
+    """Parse verified `catalog.json` bytes into the catalog in model-index order.
+
+    Raises:
+        FormatError: the catalog is malformed or its size disagrees with the manifest.
+    """
+    try:
+        raw = json.loads(data.decode("utf-8"))
+        rows = raw["items"]
+        entries = tuple(
+            CatalogEntry(
+                item_id=str(row["id"]),
+                title=str(row.get("title", row["id"])),
+                category=str(row.get("category", "")),
+                group=str(row.get("group", "") or row["id"]),
+                consumable=bool(row.get("consumable", False)),
+            )
+            for row in rows
+        )
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise FormatError("catalog.json is malformed") from exc
+    expected = manifest.model.get("n_items")
+    if expected is not None and expected != len(entries):
+        raise FormatError(f"catalog.json has {len(entries)} items, manifest says {expected}")
+    return BundleCatalog(entries)
+
+
+def _read_capped(path: Path, cap: int, error: type[BundleError]) -> bytes:
+    """Read at most `cap` bytes of `path`; a larger file is refused without being read whole."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(cap + 1)
+    except FileNotFoundError as exc:
+        raise error(f"bundle file {path} is missing") from exc
+    except OSError as exc:
+        raise error(f"bundle file {path} cannot be read: {exc.strerror}") from exc
+    if len(data) > cap:
+        raise error(f"bundle file {path} is larger than its cap of {cap} bytes")
+    return data

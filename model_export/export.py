@@ -1,0 +1,123 @@
+"""The export pipeline: trained weights -> quantised ONNX graph -> parity check -> signed bundle.
+
+`SparseItemModel` is the hand-over point from training: what the server trained, in model-index
+order, with no user in it. `export_bundle` turns it into a bundle a device can verify and run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from client_sdk.bundle import CATALOG_FILE, MODEL_FILE, CatalogEntry
+from client_sdk.scoring import Scorer
+
+from .errors import ExportError
+from .graph import build_sparse_scoring_graph
+from .parity import ParityReport, check_parity
+from .quantize import quantize_rows
+from .writer import encode_catalog, write_bundle
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SparseItemModel:
+    """Item-item weights kept sparse: every item's m strongest neighbours.
+
+    score[j] = base_score[j] + sum over history items i of x_i * weight[i, r] where
+    neighbor_index[i, r] == j.
+    """
+
+    item_ids: tuple[str, ...]
+    neighbor_index: npt.NDArray[np.int64]
+    neighbor_weight: npt.NDArray[np.float32]
+    base_score: npt.NDArray[np.float32]
+    event_weights: Mapping[str, float] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.item_ids)
+        if self.neighbor_index.ndim != 2 or self.neighbor_index.shape[0] != n:
+            raise ExportError(f"neighbor_index shape {self.neighbor_index.shape} != ({n}, m)")
+        if self.neighbor_weight.shape != self.neighbor_index.shape:
+            raise ExportError(
+                f"neighbor_weight shape {self.neighbor_weight.shape} != "
+                f"neighbor_index shape {self.neighbor_index.shape}"
+            )
+        if self.base_score.shape != (n,):
+            raise ExportError(f"base_score shape {self.base_score.shape} != ({n},)")
+
+    def reference_scores(
+        self, history_index: npt.NDArray[np.int64], history_weight: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """float32 scores of every item for one history, in numpy (the parity reference)."""
+        scores: npt.NDArray[np.float32] = np.array(self.base_score, dtype=np.float32, copy=True)
+        rows = self.neighbor_weight[history_index] * history_weight[:, None]
+        np.add.at(scores, self.neighbor_index[history_index].ravel(), rows.ravel())
+        return scores
+
+
+def export_bundle(
+    model: SparseItemModel,
+    out_dir: Path,
+    *,
+    catalog: Sequence[CatalogEntry],
+    model_version: int,
+    signing_keys: Sequence[Ed25519PrivateKey],
+    sample_histories: Sequence[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]],
+    valid_for: timedelta = timedelta(days=90),
+    now: datetime | None = None,
+) -> tuple[Path, ParityReport]:
+    """Quantise, build the graph, check parity on `sample_histories`, write the signed bundle.
+
+    Raises:
+        ExportError: the catalog does not match the model, or the graph is invalid.
+        ParityError: the exported model scores differently from the float32 reference.
+    """
+    if tuple(entry.item_id for entry in catalog) != model.item_ids:
+        raise ExportError("catalog entries must list the model's items in model-index order")
+    quantized = quantize_rows(model.neighbor_weight)
+    graph = build_sparse_scoring_graph(model.neighbor_index, quantized, model.base_score)
+    model_bytes = graph.SerializeToString()
+    report = check_parity(
+        model.reference_scores, Scorer(model_bytes, len(model.item_ids)), sample_histories
+    )
+    logger.info(
+        "parity on %d histories: max rel diff %.2e, mean top-20 overlap %.3f",
+        report.histories,
+        report.max_abs_diff,
+        report.mean_top_k_overlap,
+    )
+    info = {
+        "kind": "sparse-item-item",
+        "n_items": len(model.item_ids),
+        "neighbors_per_item": int(model.neighbor_index.shape[1]),
+        "weights": "int8-per-row",
+        "event_weights": dict(model.event_weights),
+        "parity": {
+            "histories": report.histories,
+            "max_rel_diff": round(report.max_abs_diff, 6),
+            "mean_top_k_overlap": round(report.mean_top_k_overlap, 4),
+        },
+        **dict(model.info),
+    }
+    files = {MODEL_FILE: model_bytes, CATALOG_FILE: encode_catalog(catalog)}
+    path = write_bundle(
+        out_dir,
+        files=files,
+        model_version=model_version,
+        signing_keys=signing_keys,
+        model_info=info,
+        valid_for=valid_for,
+        now=now,
+    )
+    return path, report

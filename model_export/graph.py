@@ -1,0 +1,176 @@
+"""Step "export": trained weights -> the ONNX scoring graph the device runs.
+
+The graph's interface is part of bundle format 1 and is the same for every model form:
+
+inputs
+    history_index  int64[h]    model indices of the shopper's history items (distinct)
+    history_weight float32[h]  their weights (event kind, recency; computed on the device)
+    exclude_index  int64[e]    indices that must not be returned (history, dismissed, rules)
+    k              int64[1]    how many results (at most n_items)
+outputs
+    top_index      int64[k]    best first
+    top_score      float32[k]  excluded items score EXCLUDED_SCORE
+    contributions  float32[k, h]  how much each history item added to each result's score
+
+The sparse form holds, for every item i, its m strongest neighbours j and the weight w[i, j]
+(int8 with a per-row scale). A history scores score[j] = base[j] + sum_i x_i * w[i, j] with two
+Gathers and one ScatterElements(add): O(h * m + n), whatever the catalogue's density.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .errors import ExportError
+from .quantize import QuantizedRows
+
+OPSET = 18
+IR_VERSION = 9
+EXCLUDED_SCORE = -3.0e38
+ALLOWED_OPS = frozenset(
+    {
+        "Gather",
+        "Cast",
+        "Mul",
+        "Unsqueeze",
+        "Reshape",
+        "ScatterElements",
+        "Expand",
+        "Shape",
+        "TopK",
+        "Equal",
+        "Where",
+        "ReduceSum",
+        "Transpose",
+        "Add",
+        "MatMul",
+        "Sub",
+        "Constant",
+    }
+)
+
+
+def build_sparse_scoring_graph(
+    neighbor_index: npt.NDArray[np.integer],
+    neighbor_weight: QuantizedRows,
+    base_score: npt.NDArray[np.floating],
+) -> onnx.ModelProto:
+    """Build and check the sparse item-item scoring graph.
+
+    Args:
+        neighbor_index: int [n, m], the m neighbours of every item (pad with the item itself).
+        neighbor_weight: int8 [n, m] weights with a float32 scale per row.
+        base_score: float [n], the score of every item before any history (a popularity prior).
+
+    Raises:
+        ExportError: shapes disagree, an index is out of range, or the graph fails the checker.
+    """
+    n, m = neighbor_index.shape if neighbor_index.ndim == 2 else (-1, -1)
+    if n <= 0 or neighbor_weight.values.shape != (n, m) or base_score.shape != (n,):
+        raise ExportError(
+            f"shapes disagree: neighbor_index {neighbor_index.shape}, "
+            f"neighbor_weight {neighbor_weight.values.shape}, base_score {base_score.shape}"
+        )
+    if neighbor_index.size and (neighbor_index.min() < 0 or neighbor_index.max() >= n):
+        raise ExportError(f"neighbor_index holds values outside [0, {n})")
+    initializers = [
+        numpy_helper.from_array(neighbor_index.astype(np.int64), "neighbor_index"),
+        numpy_helper.from_array(neighbor_weight.values.astype(np.int8), "neighbor_q"),
+        numpy_helper.from_array(neighbor_weight.scale.astype(np.float32), "neighbor_scale"),
+        numpy_helper.from_array(base_score.astype(np.float32), "base_score"),
+        numpy_helper.from_array(np.array([-1], np.int64), "flat_shape"),
+        numpy_helper.from_array(np.array([1, -1, 1], np.int64), "topk_shape"),
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array([2], np.int64), "axis2"),
+        numpy_helper.from_array(np.array(EXCLUDED_SCORE, np.float32), "excluded_score"),
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+    ]
+    nodes = [
+        # Gather the history rows only: the int8 matrix is never dequantised as a whole.
+        helper.make_node("Gather", ["neighbor_index", "history_index"], ["h_idx"], axis=0),
+        helper.make_node("Gather", ["neighbor_q", "history_index"], ["h_q"], axis=0),
+        helper.make_node("Gather", ["neighbor_scale", "history_index"], ["h_scale"], axis=0),
+        helper.make_node("Mul", ["h_scale", "history_weight"], ["h_coef"]),
+        helper.make_node("Unsqueeze", ["h_coef", "axis1"], ["h_coef2"]),
+        helper.make_node("Cast", ["h_q"], ["h_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["h_f", "h_coef2"], ["h_val"]),
+        helper.make_node("Reshape", ["h_idx", "flat_shape"], ["flat_idx"]),
+        helper.make_node("Reshape", ["h_val", "flat_shape"], ["flat_val"]),
+        helper.make_node(
+            "ScatterElements",
+            ["base_score", "flat_idx", "flat_val"],
+            ["scores"],
+            axis=0,
+            reduction="add",
+        ),
+        *_exclude_and_top_k(),
+        # contributions[r, i] = x_i * w[i, top_index[r]]: find top_index[r] in row i's neighbours.
+        helper.make_node("Unsqueeze", ["h_idx", "axis1"], ["h_idx3"]),
+        helper.make_node("Reshape", ["top_index", "topk_shape"], ["top3"]),
+        helper.make_node("Equal", ["h_idx3", "top3"], ["match"]),
+        helper.make_node("Unsqueeze", ["h_val", "axis1"], ["h_val3"]),
+        helper.make_node("Where", ["match", "h_val3", "zero"], ["picked"]),
+        helper.make_node("ReduceSum", ["picked", "axis2"], ["contrib_hk"], keepdims=0),
+        helper.make_node("Transpose", ["contrib_hk"], ["contributions"], perm=[1, 0]),
+    ]
+    return _finish(nodes, initializers, "facetwo-sparse-item-item")
+
+
+def _exclude_and_top_k() -> list[onnx.NodeProto]:
+    return [
+        helper.make_node("Shape", ["exclude_index"], ["exclude_shape"]),
+        helper.make_node("Expand", ["excluded_score", "exclude_shape"], ["exclude_fill"]),
+        helper.make_node(
+            "ScatterElements", ["scores", "exclude_index", "exclude_fill"], ["masked"], axis=0
+        ),
+        helper.make_node(
+            "TopK", ["masked", "k"], ["top_score", "top_index"], axis=0, largest=1, sorted=1
+        ),
+    ]
+
+
+def _finish(
+    nodes: list[onnx.NodeProto], initializers: list[onnx.TensorProto], name: str
+) -> onnx.ModelProto:
+    inputs = [
+        helper.make_tensor_value_info("history_index", TensorProto.INT64, ["h"]),
+        helper.make_tensor_value_info("history_weight", TensorProto.FLOAT, ["h"]),
+        helper.make_tensor_value_info("exclude_index", TensorProto.INT64, ["e"]),
+        helper.make_tensor_value_info("k", TensorProto.INT64, [1]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("top_index", TensorProto.INT64, ["k"]),
+        helper.make_tensor_value_info("top_score", TensorProto.FLOAT, ["k"]),
+        helper.make_tensor_value_info("contributions", TensorProto.FLOAT, ["k", "h"]),
+    ]
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializer=initializers)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="facetwo",
+        ir_version=IR_VERSION,
+    )
+    check_graph(model)
+    return model
+
+
+def check_graph(model: onnx.ModelProto) -> None:
+    """Validate with onnx.checker, the operator allow-list and "no external data".
+
+    Raises:
+        ExportError: the model fails any of the three.
+    """
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"ONNX checker refused the graph: {exc}") from exc
+    used = {node.op_type for node in model.graph.node}
+    foreign = sorted(used - ALLOWED_OPS)
+    if foreign:
+        raise ExportError(f"graph uses operators outside the allow-list: {', '.join(foreign)}")
+    for tensor in model.graph.initializer:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            raise ExportError(f"initializer {tensor.name!r} uses external data")

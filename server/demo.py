@@ -1,0 +1,170 @@
+"""`facetwo demo`: the whole journey, for real, on a built-in sample shop.
+
+backend: generate shop -> train -> export -> sign -> publish -> serve on loopback
+device:  fetch -> verify -> record private events -> recommend with reasons -> refuse tampering
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from client_sdk import Recommender, Updater
+from client_sdk.bundle import MODEL_FILE, BundleCatalog
+from client_sdk.errors import BundleError
+from model_export.signing import load_private_key, write_key_pair
+
+from .app import create_app
+from .config import ServerConfig
+from .pipeline import build_bundle
+from .registry import Registry
+from .sample_store import generate_sample_store
+from .wsgi import start_service
+
+
+class _Narrator:
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._started = time.perf_counter()
+        self._step = 0
+
+    def step(self, title: str) -> None:
+        self._step += 1
+        elapsed = time.perf_counter() - self._started
+        self._out.write(f"\n[{self._step}] {title}   (t={elapsed:.1f}s)\n")
+        self._out.flush()
+
+    def say(self, text: str) -> None:
+        self._out.write(f"    {text}\n")
+        self._out.flush()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+
+@contextmanager
+def _workdir(path: Path | None) -> Iterator[Path]:
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="facetwo-demo-") as tmp:
+        yield Path(tmp)
+
+
+def run_demo(*, workdir: Path | None = None, out: TextIO | None = None) -> int:
+    """Run the demo; return 0 when every step behaved as it should.
+
+    Raises:
+        ServerError, ClientError, ExportError: a step failed (the CLI reports it).
+    """
+    n = _Narrator(out or sys.stdout)
+    with _workdir(workdir) as root:
+        for stale in ("shop", "keys", "bundle", "registry", "device", "tampered"):
+            shutil.rmtree(root / stale, ignore_errors=True)
+        n.step("Backend: generating a sample shop (deterministic, nothing downloaded)")
+        shop = generate_sample_store(root / "shop")
+        n.say(f"interactions: {shop.interactions}")
+        n.say(f"catalog:      {shop.catalog}")
+
+        n.step("Backend: creating an Ed25519 signing key")
+        keys = write_key_pair(root / "keys")
+        n.say(f"public key {keys.public_key.name} (id {keys.key_id[:16]}) is what devices trust")
+
+        n.step("Backend: training on pseudonymous logs, exporting to ONNX, signing the bundle")
+        report = build_bundle(
+            shop.interactions,
+            root / "bundle",
+            signing_keys=[load_private_key(keys.private_key)],
+            catalog_path=shop.catalog,
+            model_version=1,
+            progress=n.say,
+        )
+
+        n.step("Backend: publishing the bundle and serving it on loopback")
+        Registry(root / "registry").publish_bundle(report.bundle_dir, channel="stable")
+        app = create_app(ServerConfig(data_dir=root / "registry"))
+        with start_service(app) as service:
+            n.say(f"registry service (waitress) at {service.url}")
+            n.step("Device: downloading and verifying the bundle (no identifiers sent)")
+            updater = Updater(service.url, root / "device", trusted_keys=[keys.public_key])
+            result = updater.update()
+            n.say(
+                f"installed model v{result.installed_version}: signature, expiry, sizes and "
+                "sha256 of every file checked before anything was parsed"
+            )
+        n.say("service stopped")
+        _device_session(n, result.bundle_dir, keys.public_key)
+        _tampering(n, result.bundle_dir, root, keys.public_key)
+        n.step(f"Done in {n.elapsed():.1f}s. Nothing the shopper did left the device.")
+    return 0
+
+
+def _device_session(n: _Narrator, bundle_dir: Path, public_key: Path) -> None:
+    n.step("Device: the shopper's private events (kept in memory on the device)")
+    with Recommender.open(bundle_dir, trusted_keys=[public_key]) as rec:
+        story = _story(rec.catalog)
+        for kind, item_id in story:
+            rec.record(kind, item_id)
+            n.say(f"record({kind!r}, {rec.catalog.entries[rec.catalog.index[item_id]].title!r})")
+        n.step("Device: recommendations scored on the device with onnxruntime")
+        for rank, item in enumerate(rec.recommend(k=8), start=1):
+            n.say(f"{rank}. {item.title}  [{item.score:.3f}]")
+            n.say(f"     {item.reasons[0].text}")
+
+
+def _story(catalog: BundleCatalog) -> list[tuple[str, str]]:
+    """A camera buyer who also looked at coffee: picked from the catalog by category."""
+
+    def first(word: str) -> str | None:
+        for entry in catalog.entries:
+            if word in entry.category.lower():
+                return entry.item_id
+        return None
+
+    camera, coffee = first("camera"), first("coffee")
+    story = []
+    if camera:
+        story += [("view", camera), ("purchase", camera)]
+    if coffee:
+        story.append(("view", coffee))
+    return story or [("purchase", catalog.entries[0].item_id)]
+
+
+def _tampering(n: _Narrator, bundle_dir: Path, root: Path, public_key: Path) -> None:
+    n.step("Device: a tampered bundle is refused")
+    tampered = root / "tampered"
+    shutil.copytree(bundle_dir, tampered)
+    model = bytearray((tampered / MODEL_FILE).read_bytes())
+    model[len(model) // 2] ^= 0x01
+    (tampered / MODEL_FILE).write_bytes(bytes(model))
+    n.say("flipped one bit in model.onnx")
+    try:
+        Recommender.open(tampered, trusted_keys=[public_key])
+    except BundleError as exc:
+        n.say(f"refused: {type(exc).__name__}: {exc}")
+    else:  # pragma: no cover - a demo that accepts tampering must fail loudly
+        raise RuntimeError("a tampered bundle was accepted")
+    foreign = root / "keys-attacker"
+    shutil.rmtree(foreign, ignore_errors=True)
+    attacker = write_key_pair(foreign)
+    n.say("an attacker re-signs the manifest with their own key")
+    shutil.copy(foreign / "signing.pub", tampered / "attacker.pub")
+    from model_export.signing import sign_manifest
+
+    manifest = (tampered / "manifest.json").read_bytes()
+    (tampered / "manifest.sig").write_bytes(
+        sign_manifest(manifest, [load_private_key(attacker.private_key)])
+    )
+    try:
+        Recommender.open(tampered, trusted_keys=[public_key])
+    except BundleError as exc:
+        n.say(f"refused: {type(exc).__name__}: {exc}")
+    else:  # pragma: no cover
+        raise RuntimeError("a bundle signed by an untrusted key was accepted")

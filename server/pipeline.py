@@ -1,0 +1,128 @@
+"""load -> train -> export -> sign: the `facetwo build` job as one function."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from client_sdk.bundle import CatalogEntry
+from model_export.export import export_bundle
+from model_export.parity import ParityReport
+
+from .data import Catalog, Interactions, load_catalog, load_interactions
+from .splits import collapse_positives
+from .training import Progress, TrainingConfig, TrainingResult, train_sparse_model
+
+logger = logging.getLogger(__name__)
+
+_PARITY_HISTORIES = 200
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What `build_bundle` made and measured."""
+
+    bundle_dir: Path
+    model_version: int
+    training: TrainingResult
+    parity: ParityReport
+    bundle_bytes: int
+    seconds: float
+
+
+def default_model_version(now: datetime | None = None) -> int:
+    """A version that grows with time: the UTC build time as YYYYMMDDHHMMSS."""
+    return int((now or datetime.now(timezone.utc)).strftime("%Y%m%d%H%M%S"))
+
+
+def build_bundle(
+    interactions_path: Path,
+    out_dir: Path,
+    *,
+    signing_keys: Sequence[Ed25519PrivateKey],
+    catalog_path: Path | None = None,
+    model_version: int | None = None,
+    config: TrainingConfig | None = None,
+    valid_for: timedelta = timedelta(days=90),
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Load and validate the CSVs, train, export, check parity and sign into `out_dir`.
+
+    Raises:
+        DataError: an input file is malformed (file, line and field named).
+        TrainingError: the data cannot train a model.
+        ExportError, ParityError: the export failed its checks; nothing is written.
+    """
+    started = time.perf_counter()
+    say = progress or (lambda _message: None)
+    interactions = load_interactions(interactions_path)
+    catalog = load_catalog(catalog_path) if catalog_path is not None else None
+    say(
+        f"loaded {len(interactions)} interactions"
+        + (f", {len(catalog)} catalog items" if catalog else "")
+    )
+    training = train_sparse_model(interactions, config, progress=say)
+    version = model_version if model_version is not None else default_model_version(now)
+    histories = sample_histories(interactions, training, _PARITY_HISTORIES)
+    bundle_dir, parity = export_bundle(
+        training.model,
+        out_dir,
+        catalog=catalog_entries(training.model.item_ids, catalog),
+        model_version=version,
+        signing_keys=signing_keys,
+        sample_histories=histories,
+        valid_for=valid_for,
+        now=now,
+    )
+    size = sum(p.stat().st_size for p in bundle_dir.iterdir())
+    say(
+        f"bundle v{version}: {size / 1024:.0f} KiB, parity on {parity.histories} histories "
+        f"(max relative score diff {parity.max_abs_diff:.1e}, "
+        f"top-20 overlap {parity.mean_top_k_overlap:.3f})"
+    )
+    return BuildReport(bundle_dir, version, training, parity, size, time.perf_counter() - started)
+
+
+def catalog_entries(item_ids: Sequence[str], catalog: Catalog | None) -> list[CatalogEntry]:
+    """The bundle's catalog in model-index order; ids missing from the catalog keep their id."""
+    entries = []
+    for item_id in item_ids:
+        item = catalog.get(item_id) if catalog is not None else None
+        if item is None:
+            entries.append(CatalogEntry(item_id=item_id, title=item_id, group=item_id))
+        else:
+            entries.append(
+                CatalogEntry(
+                    item_id=item_id,
+                    title=item.title,
+                    category=item.category,
+                    group=item.group or item_id,
+                    consumable=item.consumable,
+                )
+            )
+    return entries
+
+
+def sample_histories(
+    interactions: Interactions, training: TrainingResult, count: int
+) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+    """Real histories of training users for the parity check (never shipped anywhere)."""
+    positives = collapse_positives(interactions, training.model.event_weights)
+    bounds = np.flatnonzero(np.diff(positives.user)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [positives.user.size]])
+    rng = np.random.default_rng(0)
+    picks = rng.choice(starts.size, size=min(count, starts.size), replace=False)
+    return [
+        (positives.item[starts[p] : ends[p]], positives.strength[starts[p] : ends[p]])
+        for p in np.sort(picks)
+    ]

@@ -1,0 +1,130 @@
+"""Positives and evaluation splits (EVALUATION.md §1), shared by training and `facetwo evaluate`.
+
+Implicit feedback: every (user, item) interaction is a positive, repeated interactions collapse
+to one positive at the user's first interaction with the item. Its strength is the largest
+event weight seen for the pair (a purchase outweighs a view).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .data import EVENT_KINDS, Interactions
+
+DEFAULT_EVENT_WEIGHTS: Mapping[str, float] = {"view": 0.25, "cart": 0.5, "purchase": 1.0}
+
+
+@dataclass(frozen=True)
+class Positives:
+    """One row per distinct (user, item), sorted by user then first time."""
+
+    user: npt.NDArray[np.int64]
+    item: npt.NDArray[np.int64]
+    first_time: npt.NDArray[np.int64]
+    strength: npt.NDArray[np.float32]
+    n_users: int
+    n_items: int
+
+    def __len__(self) -> int:
+        return int(self.user.size)
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> Positives:
+        """The rows where `mask` holds (codes and sizes unchanged)."""
+        return Positives(
+            self.user[mask],
+            self.item[mask],
+            self.first_time[mask],
+            self.strength[mask],
+            self.n_users,
+            self.n_items,
+        )
+
+
+@dataclass(frozen=True)
+class HeldOutUser:
+    """A user the model never saw: the private history it gets, and what it should find."""
+
+    history: npt.NDArray[np.int64]
+    history_strength: npt.NDArray[np.float32]
+    targets: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training positives and the held-out users scored against them."""
+
+    train: Positives
+    held_out: tuple[HeldOutUser, ...]
+
+
+def collapse_positives(
+    interactions: Interactions, event_weights: Mapping[str, float] = DEFAULT_EVENT_WEIGHTS
+) -> Positives:
+    """Collapse interactions to one positive per (user, item) at the first interaction."""
+    weight_of_kind = np.array([event_weights.get(kind, 1.0) for kind in EVENT_KINDS], np.float32)
+    row_strength = weight_of_kind[interactions.event.astype(np.int64)]
+    order = np.lexsort((interactions.timestamp, interactions.item, interactions.user))
+    user, item = interactions.user[order], interactions.item[order]
+    time, strength = interactions.timestamp[order], row_strength[order]
+    new_pair = np.ones(user.size, bool)
+    new_pair[1:] = (user[1:] != user[:-1]) | (item[1:] != item[:-1])
+    starts = np.flatnonzero(new_pair)
+    pair_strength = np.maximum.reduceat(strength, starts) if starts.size else strength[:0]
+    p_user, p_item, p_time = user[starts], item[starts], time[starts]
+    by_user_time = np.lexsort((p_item, p_time, p_user))
+    return Positives(
+        p_user[by_user_time],
+        p_item[by_user_time],
+        p_time[by_user_time],
+        pair_strength[by_user_time].astype(np.float32),
+        len(interactions.users),
+        len(interactions.items),
+    )
+
+
+def strong_split(
+    positives: Positives,
+    *,
+    held_out_fraction: float = 0.1,
+    seed: int = 0,
+    min_items: int = 5,
+    fold_in_share: float = 0.8,
+) -> Split:
+    """Hold out a share of users with at least `min_items` items; train on all other users.
+
+    Each held-out user's items, in time order, split into the first `fold_in_share` (the
+    history) and the rest (the targets, at least one). Items that never occur in training are
+    dropped from both.
+
+    Raises:
+        ValueError: a fraction is outside (0, 1).
+    """
+    if not 0.0 < held_out_fraction < 1.0:
+        raise ValueError(f"held_out_fraction must be in (0, 1), found {held_out_fraction}")
+    if not 0.0 < fold_in_share < 1.0:
+        raise ValueError(f"fold_in_share must be in (0, 1), found {fold_in_share}")
+    counts = np.bincount(positives.user, minlength=positives.n_users)
+    eligible = np.flatnonzero(counts >= min_items)
+    rng = np.random.default_rng(seed)
+    n_held = round(eligible.size * held_out_fraction)
+    held = np.sort(rng.choice(eligible, size=n_held, replace=False)) if n_held else eligible[:0]
+    is_held = np.zeros(positives.n_users, bool)
+    is_held[held] = True
+    train = positives.select(~is_held[positives.user])
+    known = np.zeros(positives.n_items, bool)
+    known[train.item] = True
+    starts = np.searchsorted(positives.user, held, side="left")
+    ends = np.searchsorted(positives.user, held, side="right")
+    users = []
+    for start, end in zip(starts, ends, strict=True):
+        items, strength = positives.item[start:end], positives.strength[start:end]
+        cut = min(int(np.floor(items.size * fold_in_share)), items.size - 1)
+        hist_keep = known[items[:cut]]
+        targets = items[cut:][known[items[cut:]]]
+        if hist_keep.any() and targets.size:
+            users.append(HeldOutUser(items[:cut][hist_keep], strength[:cut][hist_keep], targets))
+    return Split(train=train, held_out=tuple(users))
