@@ -36,7 +36,9 @@ _NOT_BUILT = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in _NOT_BUILT:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -92,7 +94,6 @@ def _parser() -> argparse.ArgumentParser:
 
     for name, what in _NOT_BUILT.items():
         stub = sub.add_parser(name, help=f"not built yet: {what}", add_help=False)
-        stub.add_argument("rest", nargs=argparse.REMAINDER)
         stub.set_defaults(handler=_not_built)
     return parser
 

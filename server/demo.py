@@ -18,6 +18,7 @@ from typing import TextIO
 from client_sdk import Recommender, Updater
 from client_sdk.bundle import MODEL_FILE, BundleCatalog
 from client_sdk.errors import BundleError
+from client_sdk.updater import HttpFetcher
 from model_export.signing import load_private_key, write_key_pair
 
 from .app import create_app
@@ -26,6 +27,19 @@ from .pipeline import build_bundle
 from .registry import Registry
 from .sample_store import generate_sample_store
 from .wsgi import start_service
+
+
+class _LoggingFetcher:
+    """Shows what the device sends: the only traffic is public GETs for bundle files."""
+
+    def __init__(self, inner: HttpFetcher) -> None:
+        self._inner = inner
+        self.requests: list[tuple[str, int]] = []
+
+    def fetch(self, url: str, *, max_bytes: int) -> bytes:
+        data = self._inner.fetch(url, max_bytes=max_bytes)
+        self.requests.append((url, len(data)))
+        return data
 
 
 class _Narrator:
@@ -93,8 +107,14 @@ def run_demo(*, workdir: Path | None = None, out: TextIO | None = None) -> int:
         with start_service(app) as service:
             n.say(f"registry service (waitress) at {service.url}")
             n.step("Device: downloading and verifying the bundle (no identifiers sent)")
-            updater = Updater(service.url, root / "device", trusted_keys=[keys.public_key])
+            fetcher = _LoggingFetcher(HttpFetcher())
+            updater = Updater(
+                service.url, root / "device", trusted_keys=[keys.public_key], fetcher=fetcher
+            )
             result = updater.update()
+            for url, size in fetcher.requests:
+                n.say(f"GET {url.removeprefix(service.url)}  ({size:,} bytes)")
+            n.say("the same requests for every device: no id, cookie, history or per-user URL")
             n.say(
                 f"installed model v{result.installed_version}: signature, expiry, sizes and "
                 "sha256 of every file checked before anything was parsed"

@@ -37,7 +37,7 @@ def other_key() -> Ed25519PrivateKey:
 
 
 def make_tiny_model() -> SparseItemModel:
-    """Two clusters of three items; weights 0.6 to the next item of the cluster, 0.3 to the other."""
+    """Two clusters of three items: weight 0.6 to the next item of the cluster, 0.3 to the last."""
     index = np.array([[1, 2], [2, 0], [0, 1], [4, 5], [5, 3], [3, 4]], np.int64)
     weight = np.array([[0.6, 0.3]] * 6, np.float32)
     base = np.array([6, 5, 4, 3, 2, 1], np.float32) * 1e-4

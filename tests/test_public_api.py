@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import client_sdk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,8 +70,7 @@ def test_every_package_ships_py_typed() -> None:
 
 
 def test_plain_install_requires_no_server_dependency() -> None:
-    import tomllib
-
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
     plain = {dep.split(">")[0].split("=")[0].strip().lower() for dep in project["dependencies"]}
     assert plain == {"numpy", "onnxruntime", "cryptography"}

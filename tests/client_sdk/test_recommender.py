@@ -24,7 +24,7 @@ def test_withheld_item_of_the_cluster_ranks_first(rec: Recommender) -> None:
     rec.record("purchase", "a0")
     rec.record("purchase", "a1")
     result = rec.recommend(k=3)
-    assert [r.item_id for r in result][0] == "a2"
+    assert result[0].item_id == "a2"
     assert {r.item_id for r in result[1:]} <= {"b0", "b1", "b2"}
 
 

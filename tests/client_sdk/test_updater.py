@@ -69,7 +69,9 @@ def test_first_update_installs_and_second_is_a_no_op(
     assert updater.current_bundle_dir() is None
     first = updater.update(now=FIXED_NOW)
     assert (first.installed_version, first.changed) == (1, True)
-    with Recommender.open(first.bundle_dir, trusted_keys=[signing_key.public_key()], now=FIXED_NOW) as rec:
+    with Recommender.open(
+        first.bundle_dir, trusted_keys=[signing_key.public_key()], now=FIXED_NOW
+    ) as rec:
         assert rec.model_version == 1
     blob_requests = len(fetcher.requests)
     second = updater.update(now=FIXED_NOW)
@@ -83,7 +85,9 @@ def test_newer_version_replaces_and_old_bundles_are_pruned(
     updater = _updater(tmp_path, signing_key, fetcher)
     updater.update(now=FIXED_NOW)
     for version in (2, 3):
-        fetcher.publish(write_tiny_bundle(tmp_path / f"v{version}", signing_key, model_version=version))
+        fetcher.publish(
+            write_tiny_bundle(tmp_path / f"v{version}", signing_key, model_version=version)
+        )
         assert updater.update(now=FIXED_NOW).installed_version == version
     installed = sorted(p.name.split("-")[0] for p in (tmp_path / "device").iterdir() if p.is_dir())
     assert installed == ["v2", "v3"]  # the current one and the last good one before it
@@ -129,7 +133,9 @@ def _missing_blob(fetcher: FakeFetcher, _tmp: Path, _key: Ed25519PrivateKey) -> 
 def _expired(fetcher: FakeFetcher, tmp: Path, key: Ed25519PrivateKey) -> None:
     from datetime import timedelta
 
-    fetcher.publish(write_tiny_bundle(tmp / "stale", key, model_version=3, now=FIXED_NOW - timedelta(days=200)))
+    fetcher.publish(
+        write_tiny_bundle(tmp / "stale", key, model_version=3, now=FIXED_NOW - timedelta(days=200))
+    )
 
 
 UPDATE_ATTACKS = [
@@ -143,7 +149,9 @@ UPDATE_ATTACKS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "attack", "error"), UPDATE_ATTACKS, ids=[a[0] for a in UPDATE_ATTACKS])
+@pytest.mark.parametrize(
+    ("name", "attack", "error"), UPDATE_ATTACKS, ids=[a[0] for a in UPDATE_ATTACKS]
+)
 def test_failed_update_keeps_the_last_good_bundle_serving(
     tmp_path: Path,
     signing_key: Ed25519PrivateKey,
@@ -177,7 +185,9 @@ def test_requests_carry_no_identifiers_and_are_the_same_for_every_device(
             BASE, tmp_path / device, trusted_keys=[signing_key.public_key()], fetcher=fetcher
         )
         bundle = updater.update(now=FIXED_NOW).bundle_dir
-        with Recommender.open(bundle, trusted_keys=[signing_key.public_key()], now=FIXED_NOW) as rec:
+        with Recommender.open(
+            bundle, trusted_keys=[signing_key.public_key()], now=FIXED_NOW
+        ) as rec:
             for item in history:
                 rec.record("purchase", item)
             rec.recommend(k=3)

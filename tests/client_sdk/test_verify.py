@@ -55,7 +55,9 @@ def _strip_signature(bundle: Path, _key: Ed25519PrivateKey) -> None:
 
 def _sign_with_other_key(bundle: Path, _key: Ed25519PrivateKey) -> None:
     other = Ed25519PrivateKey.generate()
-    (bundle / "manifest.sig").write_bytes(sign_manifest((bundle / "manifest.json").read_bytes(), [other]))
+    (bundle / "manifest.sig").write_bytes(
+        sign_manifest((bundle / "manifest.json").read_bytes(), [other])
+    )
 
 
 def _garbage_signature(bundle: Path, _key: Ed25519PrivateKey) -> None:
@@ -116,7 +118,9 @@ def test_tampered_bundle_is_refused_with_its_specific_error(
     with pytest.raises(error):
         Recommender.open(victim, trusted_keys=[signing_key.public_key()], now=FIXED_NOW)
     # The untouched original still opens and serves.
-    with Recommender.open(tiny_bundle, trusted_keys=[signing_key.public_key()], now=FIXED_NOW) as rec:
+    with Recommender.open(
+        tiny_bundle, trusted_keys=[signing_key.public_key()], now=FIXED_NOW
+    ) as rec:
         assert rec.recommend(k=2)
 
 

@@ -58,7 +58,9 @@ def test_graph_scores_equal_the_dequantised_weights_exactly() -> None:
     np.testing.assert_allclose(result.scores, np.sort(expected)[::-1][:10], rtol=1e-5)
     # contributions: each row sums to the score minus the base prior.
     np.testing.assert_allclose(
-        result.contributions.sum(axis=1) + model.base_score[result.indices], result.scores, rtol=1e-5
+        result.contributions.sum(axis=1) + model.base_score[result.indices],
+        result.scores,
+        rtol=1e-5,
     )
 
 

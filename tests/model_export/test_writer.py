@@ -28,17 +28,25 @@ def test_bundle_lists_every_file_with_hash_and_size(tiny_bundle: Path) -> None:
     assert manifest["model"]["weights"] == "int8-per-row"
 
 
-def test_existing_bundle_is_not_overwritten(tiny_bundle: Path, signing_key: Ed25519PrivateKey) -> None:
+def test_existing_bundle_is_not_overwritten(
+    tiny_bundle: Path, signing_key: Ed25519PrivateKey
+) -> None:
     with pytest.raises(ExportError, match="already exists"):
         write_tiny_bundle(tiny_bundle, signing_key)
 
 
-def test_write_bundle_validates_its_arguments(tmp_path: Path, signing_key: Ed25519PrivateKey) -> None:
+def test_write_bundle_validates_its_arguments(
+    tmp_path: Path, signing_key: Ed25519PrivateKey
+) -> None:
     with pytest.raises(ExportError, match=r"needs model\.onnx"):
-        write_bundle(tmp_path / "b", files={}, model_version=1, signing_keys=[signing_key], model_info={})
+        write_bundle(
+            tmp_path / "b", files={}, model_version=1, signing_keys=[signing_key], model_info={}
+        )
     files = {"model.onnx": b"x", "catalog.json": b"{}"}
     with pytest.raises(ExportError, match="model_version must be >= 1"):
-        write_bundle(tmp_path / "b", files=files, model_version=0, signing_keys=[signing_key], model_info={})
+        write_bundle(
+            tmp_path / "b", files=files, model_version=0, signing_keys=[signing_key], model_info={}
+        )
     with pytest.raises(ExportError, match="at least one signing key"):
         write_bundle(tmp_path / "b", files=files, model_version=1, signing_keys=[], model_info={})
     assert not (tmp_path / "b").exists()
@@ -57,7 +65,9 @@ def test_key_pair_round_trip_and_private_key_mode(tmp_path: Path) -> None:
 
 def test_encrypted_key_needs_its_passphrase(tmp_path: Path) -> None:
     paths = write_key_pair(tmp_path, passphrase=b"correct horse")
-    assert isinstance(load_private_key(paths.private_key, passphrase=b"correct horse"), Ed25519PrivateKey)
+    assert isinstance(
+        load_private_key(paths.private_key, passphrase=b"correct horse"), Ed25519PrivateKey
+    )
     with pytest.raises(ExportError, match="wrong passphrase"):
         load_private_key(paths.private_key, passphrase=b"wrong")
     with pytest.raises(ExportError, match="cannot read signing key"):

@@ -57,7 +57,9 @@ def test_strong_split_holds_out_whole_users_in_time_order(tmp_path: Path) -> Non
         assert user.history.size == 8 and user.targets.size == 2
         assert not set(user.history.tolist()) & set(user.targets.tolist())
     again = strong_split(positives, held_out_fraction=0.1, seed=3)
-    assert [u.targets.tolist() for u in again.held_out] == [u.targets.tolist() for u in split.held_out]
+    assert [u.targets.tolist() for u in again.held_out] == [
+        u.targets.tolist() for u in split.held_out
+    ]
 
 
 def test_items_unknown_to_training_are_dropped(tmp_path: Path) -> None:
