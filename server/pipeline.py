@@ -72,14 +72,13 @@ def build_bundle(
     )
     training = train_sparse_model(interactions, config, progress=say)
     version = model_version if model_version is not None else default_model_version(now)
-    histories = sample_histories(interactions, training, _PARITY_HISTORIES)
-    bundle_dir, parity = export_bundle(
-        training.model,
+    bundle_dir, parity = export_trained(
+        training,
+        interactions,
         out_dir,
-        catalog=catalog_entries(training.model.item_ids, catalog),
+        catalog=catalog,
         model_version=version,
         signing_keys=signing_keys,
-        sample_histories=histories,
         valid_for=valid_for,
         now=now,
     )
@@ -90,6 +89,34 @@ def build_bundle(
         f"top-20 overlap {parity.mean_top_k_overlap:.3f})"
     )
     return BuildReport(bundle_dir, version, training, parity, size, time.perf_counter() - started)
+
+
+def export_trained(
+    training: TrainingResult,
+    interactions: Interactions,
+    out_dir: Path,
+    *,
+    catalog: Catalog | None,
+    model_version: int,
+    signing_keys: Sequence[Ed25519PrivateKey],
+    valid_for: timedelta = timedelta(days=90),
+    now: datetime | None = None,
+) -> tuple[Path, ParityReport]:
+    """Export a trained model into a signed bundle, parity-checked on real training histories.
+
+    Raises:
+        ExportError, ParityError: the export failed its checks; nothing is written.
+    """
+    return export_bundle(
+        training.model,
+        out_dir,
+        catalog=catalog_entries(training.model.item_ids, catalog),
+        model_version=model_version,
+        signing_keys=signing_keys,
+        sample_histories=sample_histories(interactions, training, _PARITY_HISTORIES),
+        valid_for=valid_for,
+        now=now,
+    )
 
 
 def catalog_entries(item_ids: Sequence[str], catalog: Catalog | None) -> list[CatalogEntry]:

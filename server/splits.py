@@ -50,6 +50,7 @@ class HeldOutUser:
 
     history: npt.NDArray[np.int64]
     history_strength: npt.NDArray[np.float32]
+    history_time: npt.NDArray[np.int64]
     targets: npt.NDArray[np.int64]
 
 
@@ -59,6 +60,13 @@ class Split:
 
     train: Positives
     held_out: tuple[HeldOutUser, ...]
+    test_pairs: npt.NDArray[np.int64]
+    """user * n_items + item of every positive kept out of training."""
+
+    def training_rows(self, interactions: Interactions) -> npt.NDArray[np.bool_]:
+        """Which raw interaction rows belong to training (none of a test pair's events)."""
+        keys = interactions.user * self.train.n_items + interactions.item
+        return ~np.isin(keys, self.test_pairs)
 
 
 def collapse_positives(
@@ -114,7 +122,8 @@ def strong_split(
     held = np.sort(rng.choice(eligible, size=n_held, replace=False)) if n_held else eligible[:0]
     is_held = np.zeros(positives.n_users, bool)
     is_held[held] = True
-    train = positives.select(~is_held[positives.user])
+    in_test = is_held[positives.user]
+    train = positives.select(~in_test)
     known = np.zeros(positives.n_items, bool)
     known[train.item] = True
     starts = np.searchsorted(positives.user, held, side="left")
@@ -122,9 +131,52 @@ def strong_split(
     users = []
     for start, end in zip(starts, ends, strict=True):
         items, strength = positives.item[start:end], positives.strength[start:end]
+        times = positives.first_time[start:end]
         cut = min(int(np.floor(items.size * fold_in_share)), items.size - 1)
-        hist_keep = known[items[:cut]]
+        keep = known[items[:cut]]
         targets = items[cut:][known[items[cut:]]]
-        if hist_keep.any() and targets.size:
-            users.append(HeldOutUser(items[:cut][hist_keep], strength[:cut][hist_keep], targets))
-    return Split(train=train, held_out=tuple(users))
+        if keep.any() and targets.size:
+            users.append(
+                HeldOutUser(items[:cut][keep], strength[:cut][keep], times[:cut][keep], targets)
+            )
+    return Split(train=train, held_out=tuple(users), test_pairs=_pair_keys(positives, in_test))
+
+
+def temporal_split(positives: Positives, *, min_items: int = 5, target_share: float = 0.2) -> Split:
+    """For every user with at least `min_items` items, the last `target_share` by time are targets.
+
+    Everything else, of all users, is training data; the user's own earlier items are the input
+    history. Items that never occur in training are dropped from histories and targets.
+
+    Raises:
+        ValueError: `target_share` is outside (0, 1).
+    """
+    if not 0.0 < target_share < 1.0:
+        raise ValueError(f"target_share must be in (0, 1), found {target_share}")
+    counts = np.bincount(positives.user, minlength=positives.n_users)
+    starts = np.searchsorted(positives.user, np.arange(positives.n_users), side="left")
+    is_target = np.zeros(len(positives), bool)
+    cuts: dict[int, int] = {}
+    for user in np.flatnonzero(counts >= min_items):
+        n = int(counts[user])
+        n_targets = max(1, int(np.ceil(n * target_share)))
+        start = int(starts[user])
+        is_target[start + n - n_targets : start + n] = True
+        cuts[int(user)] = start + n - n_targets
+    train = positives.select(~is_target)
+    known = np.zeros(positives.n_items, bool)
+    known[train.item] = True
+    users = []
+    for user, cut in cuts.items():
+        start, end = int(starts[user]), int(starts[user] + counts[user])
+        history, strength = positives.item[start:cut], positives.strength[start:cut]
+        targets = positives.item[cut:end]
+        targets = targets[known[targets]]
+        if history.size and targets.size:
+            times = positives.first_time[start:cut]
+            users.append(HeldOutUser(history, strength, times, targets))
+    return Split(train=train, held_out=tuple(users), test_pairs=_pair_keys(positives, is_target))
+
+
+def _pair_keys(positives: Positives, mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    return np.sort(positives.user[mask] * positives.n_items + positives.item[mask])
