@@ -21,7 +21,7 @@ from client_sdk.bundle import CATALOG_FILE, MODEL_FILE, CatalogEntry
 from client_sdk.scoring import Scorer
 
 from .errors import ExportError
-from .graph import build_sparse_scoring_graph
+from .graph import build_lowrank_scoring_graph, build_sparse_scoring_graph
 from .parity import ParityReport, check_parity
 from .quantize import quantize_rows
 from .writer import encode_catalog, write_bundle
@@ -66,8 +66,54 @@ class SparseItemModel:
         return scores
 
 
+@dataclass(frozen=True)
+class LowRankModel:
+    """Item factors A: score[j] = base_score[j] + sum over history items i of x_i * A_i . A_j."""
+
+    item_ids: tuple[str, ...]
+    factors: npt.NDArray[np.float32]
+    base_score: npt.NDArray[np.float32]
+    event_weights: Mapping[str, float] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.item_ids)
+        if self.factors.ndim != 2 or self.factors.shape[0] != n:
+            raise ExportError(f"factors shape {self.factors.shape} != ({n}, d)")
+        if self.base_score.shape != (n,):
+            raise ExportError(f"base_score shape {self.base_score.shape} != ({n},)")
+
+    def reference_scores(
+        self, history_index: npt.NDArray[np.int64], history_weight: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """float32 scores of every item for one history, in numpy (the parity reference)."""
+        user = (self.factors[history_index] * history_weight[:, None]).sum(axis=0)
+        scores: npt.NDArray[np.float32] = (self.factors @ user + self.base_score).astype(np.float32)
+        return scores
+
+
+TrainedModel = SparseItemModel | LowRankModel
+"""What training hands to export: either compact form of the linear autoencoder."""
+
+
+def build_graph(model: TrainedModel) -> tuple[bytes, dict[str, Any]]:
+    """Quantise the model's weights, build its graph; return the ONNX bytes and model facts."""
+    if isinstance(model, SparseItemModel):
+        graph = build_sparse_scoring_graph(
+            model.neighbor_index, quantize_rows(model.neighbor_weight), model.base_score
+        )
+        facts: dict[str, Any] = {
+            "kind": "sparse-item-item",
+            "neighbors_per_item": int(model.neighbor_index.shape[1]),
+        }
+    else:
+        graph = build_lowrank_scoring_graph(quantize_rows(model.factors), model.base_score)
+        facts = {"kind": "low-rank", "rank": int(model.factors.shape[1])}
+    return graph.SerializeToString(), facts
+
+
 def export_bundle(
-    model: SparseItemModel,
+    model: TrainedModel,
     out_dir: Path,
     *,
     catalog: Sequence[CatalogEntry],
@@ -85,9 +131,7 @@ def export_bundle(
     """
     if tuple(entry.item_id for entry in catalog) != model.item_ids:
         raise ExportError("catalog entries must list the model's items in model-index order")
-    quantized = quantize_rows(model.neighbor_weight)
-    graph = build_sparse_scoring_graph(model.neighbor_index, quantized, model.base_score)
-    model_bytes = graph.SerializeToString()
+    model_bytes, facts = build_graph(model)
     report = check_parity(
         model.reference_scores, Scorer(model_bytes, len(model.item_ids)), sample_histories
     )
@@ -98,9 +142,8 @@ def export_bundle(
         report.mean_top_k_overlap,
     )
     info = {
-        "kind": "sparse-item-item",
+        **facts,
         "n_items": len(model.item_ids),
-        "neighbors_per_item": int(model.neighbor_index.shape[1]),
         "weights": "int8-per-row",
         "event_weights": dict(model.event_weights),
         "parity": {

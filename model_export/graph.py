@@ -12,9 +12,11 @@ outputs
     top_score      float32[k]  excluded items score EXCLUDED_SCORE
     contributions  float32[k, h]  how much each history item added to each result's score
 
-The sparse form holds, for every item i, its m strongest neighbours j and the weight w[i, j]
-(int8 with a per-row scale). A history scores score[j] = base[j] + sum_i x_i * w[i, j] with two
-Gathers and one ScatterElements(add): O(h * m + n), whatever the catalogue's density.
+Two forms share it. The sparse form holds, for every item i, its m strongest neighbours j and
+the weight w[i, j] (int8 with a per-row scale). A history scores
+score[j] = base[j] + sum_i x_i * w[i, j] with two Gathers and one ScatterElements(add): O(h * m + n), whatever the catalogue's density. The
+low-rank form holds item factors A (int8, [n, d]) and scores base + (sum_i x_i A_i) A^T with one
+integer matrix product: O(h * d + n * d).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ ALLOWED_OPS = frozenset(
         "MatMul",
         "Sub",
         "Constant",
+        "DynamicQuantizeLinear",
+        "MatMulInteger",
     }
 )
 
@@ -117,6 +121,66 @@ def build_sparse_scoring_graph(
         helper.make_node("Transpose", ["contrib_hk"], ["contributions"], perm=[1, 0]),
     ]
     return _finish(nodes, initializers, "facetwo-sparse-item-item")
+
+
+def build_lowrank_scoring_graph(
+    factors: QuantizedRows,
+    base_score: npt.NDArray[np.floating],
+) -> onnx.ModelProto:
+    """Build and check the low-rank scoring graph: score = base + (sum_i x_i A_i) A^T.
+
+    `A` is stored once, transposed, as int8 [d, n] with one scale per item. The user vector
+    u = sum_i x_i A_i (d floats) is quantised on the fly and multiplied with MatMulInteger, and
+    each item's scale is applied to its score afterwards, so the weights are read once, as int8,
+    and never dequantised as a whole (PERFORMANCE-NOTES: the DequantizeLinear trap).
+
+    Args:
+        factors: int8 [n, d] item factors with a float32 scale per item (row).
+        base_score: float [n], the score of every item before any history.
+
+    Raises:
+        ExportError: shapes disagree or the graph fails the checker.
+    """
+    n, d = factors.values.shape
+    if n <= 0 or d <= 0 or base_score.shape != (n,):
+        raise ExportError(
+            f"shapes disagree: factors {factors.values.shape}, base {base_score.shape}"
+        )
+    initializers = [
+        numpy_helper.from_array(np.ascontiguousarray(factors.values.T), "factors_t"),
+        numpy_helper.from_array(factors.scale.astype(np.float32), "factor_scale"),
+        numpy_helper.from_array(base_score.astype(np.float32), "base_score"),
+        numpy_helper.from_array(np.array([1, -1], np.int64), "row_shape"),
+        numpy_helper.from_array(np.array([-1], np.int64), "flat_shape"),
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array(EXCLUDED_SCORE, np.float32), "excluded_score"),
+    ]
+    nodes = [
+        # History rows of A, dequantised (h x d only), weighted and summed into u.
+        helper.make_node("Gather", ["factors_t", "history_index"], ["h_q_t"], axis=1),
+        helper.make_node("Cast", ["h_q_t"], ["h_f_t"], to=TensorProto.FLOAT),
+        helper.make_node("Gather", ["factor_scale", "history_index"], ["h_scale"], axis=0),
+        helper.make_node("Mul", ["h_scale", "history_weight"], ["h_coef"]),
+        helper.make_node("Mul", ["h_f_t", "h_coef"], ["h_rows_t"]),  # [d, h]
+        helper.make_node("ReduceSum", ["h_rows_t", "axis1"], ["u_col"], keepdims=1),  # [d, 1]
+        helper.make_node("Reshape", ["u_col", "row_shape"], ["u"]),  # [1, d]
+        helper.make_node("DynamicQuantizeLinear", ["u"], ["u_q", "u_scale", "u_zero"]),
+        helper.make_node("MatMulInteger", ["u_q", "factors_t", "u_zero"], ["raw"]),  # [1, n]
+        helper.make_node("Cast", ["raw"], ["raw_f"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["raw_f", "flat_shape"], ["raw_flat"]),
+        helper.make_node("Mul", ["raw_flat", "factor_scale"], ["scaled"]),
+        helper.make_node("Mul", ["scaled", "u_scale"], ["affinity"]),
+        helper.make_node("Add", ["affinity", "base_score"], ["scores"]),
+        *_exclude_and_top_k(),
+        # contributions[r, i] = x_i * A_i . A_top_r, from the h and k rows only.
+        helper.make_node("Gather", ["factors_t", "top_index"], ["t_q_t"], axis=1),
+        helper.make_node("Cast", ["t_q_t"], ["t_f_t"], to=TensorProto.FLOAT),
+        helper.make_node("Gather", ["factor_scale", "top_index"], ["t_scale"], axis=0),
+        helper.make_node("Mul", ["t_f_t", "t_scale"], ["t_rows_t"]),  # [d, k]
+        helper.make_node("Transpose", ["t_rows_t"], ["t_rows"], perm=[1, 0]),  # [k, d]
+        helper.make_node("MatMul", ["t_rows", "h_rows_t"], ["contributions"]),  # [k, h]
+    ]
+    return _finish(nodes, initializers, "facetwo-low-rank")
 
 
 def _exclude_and_top_k() -> list[onnx.NodeProto]:

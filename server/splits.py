@@ -167,13 +167,13 @@ def temporal_split(positives: Positives, *, min_items: int = 5, target_share: fl
     known = np.zeros(positives.n_items, bool)
     known[train.item] = True
     users = []
-    for user, cut in cuts.items():
-        start, end = int(starts[user]), int(starts[user] + counts[user])
-        history, strength = positives.item[start:cut], positives.strength[start:cut]
+    for held, cut in cuts.items():
+        first, end = int(starts[held]), int(starts[held] + counts[held])
+        history, strength = positives.item[first:cut], positives.strength[first:cut]
         targets = positives.item[cut:end]
         targets = targets[known[targets]]
         if history.size and targets.size:
-            times = positives.first_time[start:cut]
+            times = positives.first_time[first:cut]
             users.append(HeldOutUser(history, strength, times, targets))
     return Split(train=train, held_out=tuple(users), test_pairs=_pair_keys(positives, is_target))
 
