@@ -17,7 +17,13 @@ import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client_sdk.bundle import CATALOG_FILE, MODEL_FILE, CatalogEntry
+from client_sdk.bundle import (
+    CATALOG_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    SIGNATURE_FILE,
+    CatalogEntry,
+)
 from client_sdk.scoring import Scorer
 
 from .errors import ExportError
@@ -122,11 +128,16 @@ def export_bundle(
     sample_histories: Sequence[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]],
     valid_for: timedelta = timedelta(days=90),
     now: datetime | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> tuple[Path, ParityReport]:
     """Quantise, build the graph, check parity on `sample_histories`, write the signed bundle.
 
+    `extra_files` (name -> bytes, for example `reorder_priors.json`) are written beside the
+    model and signed with it; devices verify them like every listed file.
+
     Raises:
-        ExportError: the catalog does not match the model, or the graph is invalid.
+        ExportError: the catalog does not match the model, the graph is invalid, or an extra
+            file would replace a bundle file.
         ParityError: the exported model scores differently from the float32 reference.
     """
     if tuple(entry.item_id for entry in catalog) != model.item_ids:
@@ -154,6 +165,10 @@ def export_bundle(
         **dict(model.info),
     }
     files = {MODEL_FILE: model_bytes, CATALOG_FILE: encode_catalog(catalog)}
+    for name, data in (extra_files or {}).items():
+        if name in files or name in (MANIFEST_FILE, SIGNATURE_FILE):
+            raise ExportError(f"extra file {name!r} would replace a bundle file")
+        files[name] = bytes(data)
     path = write_bundle(
         out_dir,
         files=files,

@@ -12,14 +12,16 @@ outputs
     top_score      float32[k]  excluded items score EXCLUDED_SCORE
     contributions  float32[k, h]  how much each history item added to each result's score
 
-Two forms share it. The sparse form holds, for every item i, its m strongest neighbours j and
-the weight w[i, j] (int8 with a per-row scale). A history scores
-score[j] = base[j] + sum_i x_i * w[i, j] with two Gathers and one ScatterElements(add): O(h * m + n), whatever the catalogue's density. The
-low-rank form holds item factors A (int8, [n, d]) and scores base + (sum_i x_i A_i) A^T with one
-integer matrix product: O(h * d + n * d).
+Two forms share it. The sparse form holds, for every item i, its m strongest neighbours j (as
+uint16 when n < 65,536) and the weight w[i, j] (int8 with a per-row scale). A history scores
+score[j] = base[j] + sum_i x_i * w[i, j] with two Gathers and one ScatterElements(add):
+O(h * m + n), whatever the catalogue's density. The low-rank form holds item factors A (int8,
+[n, d]) and scores base + (sum_i x_i A_i) A^T with one integer matrix product: O(h * d + n * d).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -81,7 +83,8 @@ def build_sparse_scoring_graph(
     if neighbor_index.size and (neighbor_index.min() < 0 or neighbor_index.max() >= n):
         raise ExportError(f"neighbor_index holds values outside [0, {n})")
     initializers = [
-        numpy_helper.from_array(neighbor_index.astype(np.int64), "neighbor_index"),
+        # The narrowest index type that holds n: 2 bytes a weight up to 65,535 items.
+        numpy_helper.from_array(neighbor_index.astype(_index_dtype(n)), "neighbor_index"),
         numpy_helper.from_array(neighbor_weight.values.astype(np.int8), "neighbor_q"),
         numpy_helper.from_array(neighbor_weight.scale.astype(np.float32), "neighbor_scale"),
         numpy_helper.from_array(base_score.astype(np.float32), "base_score"),
@@ -94,7 +97,8 @@ def build_sparse_scoring_graph(
     ]
     nodes = [
         # Gather the history rows only: the int8 matrix is never dequantised as a whole.
-        helper.make_node("Gather", ["neighbor_index", "history_index"], ["h_idx"], axis=0),
+        helper.make_node("Gather", ["neighbor_index", "history_index"], ["h_idx_narrow"], axis=0),
+        helper.make_node("Cast", ["h_idx_narrow"], ["h_idx"], to=TensorProto.INT64),
         helper.make_node("Gather", ["neighbor_q", "history_index"], ["h_q"], axis=0),
         helper.make_node("Gather", ["neighbor_scale", "history_index"], ["h_scale"], axis=0),
         helper.make_node("Mul", ["h_scale", "history_weight"], ["h_coef"]),
@@ -181,6 +185,10 @@ def build_lowrank_scoring_graph(
         helper.make_node("MatMul", ["t_rows", "h_rows_t"], ["contributions"]),  # [k, h]
     ]
     return _finish(nodes, initializers, "facetwo-low-rank")
+
+
+def _index_dtype(n: int) -> type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]]:
+    return np.uint16 if n <= np.iinfo(np.uint16).max else np.int32
 
 
 def _exclude_and_top_k() -> list[onnx.NodeProto]:

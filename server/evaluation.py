@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,12 +33,13 @@ from .pipeline import export_trained
 from .splits import (
     DEFAULT_EVENT_WEIGHTS,
     HeldOutUser,
+    Positives,
     Split,
     collapse_positives,
     strong_split,
     temporal_split,
 )
-from .training import Progress, TrainingConfig, train_sparse_model
+from .training import Progress, TrainingConfig, train_model
 
 PROTOCOLS = ("strong", "temporal")
 # Splits use the default event weights, so a positive's strength names its strongest event kind.
@@ -108,9 +109,13 @@ def evaluate(
     ks: Sequence[int] = (10, 20),
     seed: int = 0,
     config: TrainingConfig | None = None,
+    extra_baselines: Sequence[Callable[[Positives], Baseline]] = (),
     progress: Progress | None = None,
 ) -> EvaluationReport:
     """Run the protocol and score facetwo (through the SDK) and the baselines on one split.
+
+    `extra_baselines` are more reference models (trained on the split's training positives),
+    for example outside libraries in the benchmarks.
 
     Raises:
         ValueError: unknown protocol or bad k.
@@ -138,6 +143,9 @@ def evaluate(
     baselines: list[Baseline] = [Popularity.fit(split.train), fit_item_knn(split.train)]
     ease, l2 = fit_ease(split.train, seed=seed)
     baselines.append(ease)
+    for fit in extra_baselines:
+        say("training an extra baseline")
+        baselines.append(fit(split.train))
     for model in baselines:
         say(f"scoring {model.name}")
         ranked = [rank_top_k(model.scores(u.history), u.history, k_max) for u in split.held_out]
@@ -174,7 +182,7 @@ def _evaluate_facetwo(
 ) -> ModelResult:
     train_rows = _subset(interactions, split.training_rows(interactions))
     started = time.perf_counter()
-    training = train_sparse_model(train_rows, config, progress=say)
+    training = train_model(train_rows, config, progress=say)
     key = Ed25519PrivateKey.generate()
     with tempfile.TemporaryDirectory(prefix="facetwo-eval-") as tmp:
         bundle, _parity = export_trained(
@@ -194,7 +202,12 @@ def _evaluate_facetwo(
         _metrics(ranked, split.held_out, ks, len(interactions.items)),
         seconds,
         model_bytes,
-        {"form": str(training.model.info.get("trainer", "")), "l2": round(training.l2, 4)},
+        {
+            "form": training.choice.form,
+            "size": training.choice.size,
+            "l2_factor": training.choice.l2_factor,
+            "popularity_weight": training.choice.popularity,
+        },
     )
 
 
@@ -206,8 +219,13 @@ def _score_on_device(
     code: dict[str, int],
     k: int,
 ) -> npt.NDArray[np.int64]:
-    """One held-out user as one device: open the bundle, record the history, recommend."""
-    with Recommender.open(bundle, trusted_keys=[key.public_key()]) as rec:
+    """One held-out user as one device: open the bundle, record the history, recommend.
+
+    The device's clock stands just after the user's last history event, where a real device
+    would be when it shows the list (interest decay and retention apply from there).
+    """
+    clock = _FixedClock(datetime.fromtimestamp(int(user.history_time.max()) + 1, tz=timezone.utc))
+    with Recommender.open(bundle, trusted_keys=[key.public_key()], clock=clock) as rec:
         for item, strength, when in zip(
             user.history, user.history_strength, user.history_time, strict=True
         ):
@@ -217,6 +235,14 @@ def _score_on_device(
             )
         recommendations = rec.recommend(k=k)
     return np.array([code[r.item_id] for r in recommendations], np.int64)
+
+
+@dataclass(frozen=True)
+class _FixedClock:
+    moment: datetime
+
+    def now(self) -> datetime:
+        return self.moment
 
 
 def _subset(interactions: Interactions, rows: npt.NDArray[np.bool_]) -> Interactions:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,7 +19,7 @@ from model_export.parity import ParityReport
 
 from .data import Catalog, Interactions, load_catalog, load_interactions
 from .splits import collapse_positives
-from .training import Progress, TrainingConfig, TrainingResult, train_sparse_model
+from .training import Progress, TrainingConfig, TrainingResult, train_model
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,11 @@ def build_bundle(
     valid_for: timedelta = timedelta(days=90),
     now: datetime | None = None,
     progress: Progress | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> BuildReport:
     """Load and validate the CSVs, train, export, check parity and sign into `out_dir`.
+
+    `extra_files` (name -> bytes, e.g. `reorder_priors.json`) are signed into the bundle too.
 
     Raises:
         DataError: an input file is malformed (file, line and field named).
@@ -70,7 +73,7 @@ def build_bundle(
         f"loaded {len(interactions)} interactions"
         + (f", {len(catalog)} catalog items" if catalog else "")
     )
-    training = train_sparse_model(interactions, config, progress=say)
+    training = train_model(interactions, config, progress=say)
     version = model_version if model_version is not None else default_model_version(now)
     bundle_dir, parity = export_trained(
         training,
@@ -81,6 +84,7 @@ def build_bundle(
         signing_keys=signing_keys,
         valid_for=valid_for,
         now=now,
+        extra_files=extra_files,
     )
     size = sum(p.stat().st_size for p in bundle_dir.iterdir())
     say(
@@ -101,6 +105,7 @@ def export_trained(
     signing_keys: Sequence[Ed25519PrivateKey],
     valid_for: timedelta = timedelta(days=90),
     now: datetime | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> tuple[Path, ParityReport]:
     """Export a trained model into a signed bundle, parity-checked on real training histories.
 
@@ -116,6 +121,7 @@ def export_trained(
         sample_histories=sample_histories(interactions, training, _PARITY_HISTORIES),
         valid_for=valid_for,
         now=now,
+        extra_files=extra_files,
     )
 
 

@@ -1,63 +1,82 @@
-"""Step "train": a sparse item-item linear autoencoder that scores from a history vector alone.
+"""Step "train": a compact linear autoencoder that scores from a history vector alone.
 
-EASE (Steck, WWW 2019) in closed form — B = I - P / diag(P) with P = (X^T X + l2 I)^-1 and a
-zero diagonal — then every item keeps only its `neighbors` strongest outgoing weights. There are
-no per-user parameters: the model serves shoppers the server never saw. The regularisation is
-chosen on a validation split carved from the training users (never on evaluation targets).
+Two compact forms of EASE (Steck, WWW 2019) are trained and the validation split chooses:
+
+- **sparse** — every item keeps its m strongest outgoing weights. Each item's column of EASE is a
+  ridge regression on the other items; here it is solved on the item's C most co-occurring
+  candidates only (feature-selected, as fsSLIM does), which keeps EASE's quality at a fraction
+  of its cost and scales to catalogues where a dense inverse does not fit;
+- **low-rank** — the ridge solution restricted to the top d eigenvectors of X^T X:
+  A = V_d sqrt(L_d / (L_d + l2)), score = x A A^T (strong on dense catalogues).
+
+Both add a popularity prior of tuned weight (the wisdom of the crowd; on thin retail logs it is
+most of the signal). There are no per-user parameters: the model serves shoppers the server
+never saw. Every hyper-parameter is chosen on a validation split of the training users, and the
+model's size stays within `max_bytes_ratio` of EASE's dense float32 matrix.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
-from model_export.export import SparseItemModel
+from model_export.export import LowRankModel, SparseItemModel, TrainedModel
 
 from .data import Interactions
 from .errors import TrainingError
-from .metrics import ndcg_at_k
-from .splits import (
-    DEFAULT_EVENT_WEIGHTS,
-    HeldOutUser,
-    Positives,
-    collapse_positives,
-    strong_split,
-)
+from .splits import DEFAULT_EVENT_WEIGHTS, Positives, collapse_positives, strong_split
+from .validation import Validator, popularity_prior
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-_BASE_SCORE_SCALE = 1e-4
-"""The popularity prior only breaks ties and serves empty histories; it never outranks a
-history's evidence."""
+FORMS = ("sparse", "low-rank")
+_SOLVE_BATCH = 256
+_DENSE_EIGH_MAX = 3000
 
 
 @dataclass(frozen=True, slots=True)
 class TrainingConfig:
-    """How to train. Every field is validated; defaults suit catalogues up to ~20k items."""
+    """How to train and what to search. Single-valued grids fix a hyper-parameter."""
 
-    neighbors: int = 32
-    l2: float | None = None
-    """Regularisation; None chooses from `l2_grid` (multiples of the mean item count)."""
-    l2_grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+    forms: tuple[str, ...] = FORMS
+    neighbors: tuple[int, ...] = (16, 32, 64)
+    ranks: tuple[int, ...] = (32, 64, 128)
+    l2_grid: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0)
+    """Regularisation as multiples of the mean item count (diagonal of X^T X)."""
+    popularity_grid: tuple[float, ...] = (0.0, 0.03, 0.1, 0.3, 1.0)
+    candidates: int = 100
+    min_item_users: int = 2
+    max_bytes_ratio: float = 0.02
+    """Largest model size as a share of EASE's dense float32 n x n matrix (1/50)."""
+    max_items: int = 30_000
     event_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
-    max_items: int = 20_000
-    validation_fraction: float = 0.1
+    validation_fraction: float = 0.15
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.neighbors < 1:
-            raise ValueError(f"neighbors must be >= 1, found {self.neighbors}")
-        if self.l2 is not None and not self.l2 > 0:
-            raise ValueError(f"l2 must be > 0, found {self.l2}")
-        if not self.l2_grid or any(not g > 0 for g in self.l2_grid):
-            raise ValueError(f"l2_grid must hold positive numbers, found {self.l2_grid}")
+        if not self.forms or any(form not in FORMS for form in self.forms):
+            raise ValueError(f"forms must be a non-empty subset of {FORMS}, found {self.forms}")
+        for name in ("neighbors", "ranks", "l2_grid", "popularity_grid"):
+            values = getattr(self, name)
+            floor = 0 if name == "popularity_grid" else 1e-12
+            if not values or any(not (np.isfinite(v) and v >= floor) for v in values):
+                raise ValueError(f"{name} must hold positive numbers, found {values}")
+        if self.candidates < 1:
+            raise ValueError(f"candidates must be >= 1, found {self.candidates}")
+        if self.min_item_users < 1:
+            raise ValueError(f"min_item_users must be >= 1, found {self.min_item_users}")
+        if not 0 < self.max_bytes_ratio <= 1:
+            raise ValueError(f"max_bytes_ratio must be in (0, 1], found {self.max_bytes_ratio}")
         if not 0 < self.validation_fraction < 1:
             raise ValueError(
                 f"validation_fraction must be in (0, 1), found {self.validation_fraction}"
@@ -68,65 +87,138 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One point of the search and its validation NDCG@20."""
+
+    form: str
+    size: int
+    """m (sparse) or d (low-rank)."""
+    l2_factor: float
+    popularity: float
+    ndcg: float
+
+
+@dataclass(frozen=True)
 class TrainingResult:
     """The trained model and what choosing it measured."""
 
-    model: SparseItemModel
-    l2: float
-    validation_ndcg: Mapping[float, float]
+    model: TrainedModel
+    choice: Choice
+    searched: tuple[Choice, ...]
     seconds: float
 
+    @property
+    def l2(self) -> float:
+        """The chosen regularisation, as a multiple of the mean item count."""
+        return self.choice.l2_factor
 
-def train_sparse_model(
+
+def train_model(
     interactions: Interactions,
     config: TrainingConfig | None = None,
     *,
     progress: Progress | None = None,
 ) -> TrainingResult:
-    """Train on every interaction; choose l2 on a validation split when it is not given.
+    """Search the forms and hyper-parameters on a validation split, then train on everything.
 
     Raises:
-        TrainingError: too few items, or more than `config.max_items` distinct items.
+        TrainingError: too few items, or more than `config.max_items` active items.
     """
     config = config or TrainingConfig()
     say = progress or (lambda _message: None)
     started = time.perf_counter()
     positives = collapse_positives(interactions, config.event_weights)
-    n_items = positives.n_items
-    if n_items < 2:
-        raise TrainingError(
-            f"{interactions.source}: need at least 2 distinct items, found {n_items}"
-        )
-    if n_items > config.max_items:
-        raise TrainingError(
-            f"{interactions.source}: {n_items} distinct items, over max_items {config.max_items} "
-            "for the dense solver"
-        )
+    n = positives.n_items
     say(
         f"{len(interactions)} interactions -> {len(positives)} positives, "
-        f"{positives.n_users} users x {n_items} items"
+        f"{positives.n_users} users x {n} items"
     )
-    scores: dict[float, float] = {}
-    if config.l2 is not None:
-        l2 = config.l2
-    else:
-        l2, scores = _choose_l2(positives, config, say)
-    say(f"training on all users with l2={l2:.4g}")
-    gram = _gram(positives)
-    weights = ease_weights(gram, l2)
-    neighbor_index, neighbor_weight = prune_top_m(weights, config.neighbors)
-    counts = np.bincount(positives.item, minlength=n_items)
-    model = SparseItemModel(
-        item_ids=tuple(interactions.items),
-        neighbor_index=neighbor_index,
-        neighbor_weight=neighbor_weight,
-        base_score=popularity_prior(counts),
-        event_weights=dict(config.event_weights),
-        info={"trainer": "pruned-ease", "l2": l2, "users": positives.n_users},
+    searched = _search(positives, config, say)
+    best = max(searched, key=lambda c: c.ndcg)
+    say(
+        f"chose {best.form} ({'m' if best.form == 'sparse' else 'd'}={best.size}, "
+        f"l2={best.l2_factor:g}x, popularity {best.popularity:g}): validation NDCG@20 "
+        f"{best.ndcg:.4f}; training on all users"
     )
+    model = _fit(positives, best, config, tuple(interactions.items))
     seconds = time.perf_counter() - started
-    logger.info("trained %d items x %d neighbours in %.2fs", n_items, config.neighbors, seconds)
-    return TrainingResult(model=model, l2=l2, validation_ndcg=scores, seconds=seconds)
+    logger.info("trained %s on %d items in %.2fs", best.form, n, seconds)
+    return TrainingResult(model=model, choice=best, searched=tuple(searched), seconds=seconds)
+
+
+def _search(positives: Positives, config: TrainingConfig, say: Progress) -> list[Choice]:
+    split = strong_split(
+        positives,
+        held_out_fraction=config.validation_fraction,
+        seed=config.seed,
+        min_items=3,
+    )
+    active = _active_items(split.train, config)
+    sizes = _sizes(positives.n_items, config)
+    if len(split.held_out) < 5 or active.size < 3:
+        say(f"too few validation users ({len(split.held_out)}); using the first grid values")
+        form = config.forms[0]
+        size = sizes[form][0] if sizes[form] else 1
+        return [Choice(form, size, config.l2_grid[0], config.popularity_grid[0], 0.0)]
+    validator = Validator(split, active, config.popularity_grid)
+    gram = _gram(split.train, active)
+    scale = float(np.mean(np.diag(gram))) or 1.0
+    results: list[Choice] = []
+    say(f"validation: {len(split.held_out)} users, {active.size} active items")
+    if "sparse" in config.forms and sizes["sparse"]:
+        for factor in config.l2_grid:
+            weights = _local_ridge(gram, factor * scale, config.candidates)
+            for m in sizes["sparse"]:
+                idx, w = prune_top_m(weights, m)
+                best = validator.best(_SparseScorer(_sparse_rows(idx, w)))
+                results.append(Choice("sparse", m, factor, best[0], best[1]))
+                say(
+                    f"  sparse   m={m:<4} l2={factor:<5g}x  NDCG@20={best[1]:.4f} (pop {best[0]:g})"
+                )
+    if "low-rank" in config.forms and sizes["low-rank"]:
+        values, vectors = _top_eigen(gram, max(sizes["low-rank"]))
+        for factor, d in itertools.product(config.l2_grid, sizes["low-rank"]):
+            factors = _shrunk_factors(values[:d], vectors[:, :d], factor * scale)
+            best = validator.best(_LowRankScorer(factors))
+            results.append(Choice("low-rank", d, factor, best[0], best[1]))
+            say(f"  low-rank d={d:<4} l2={factor:<5g}x  NDCG@20={best[1]:.4f} (pop {best[0]:g})")
+    if not results:
+        raise TrainingError("no model form fits the size budget; raise max_bytes_ratio")
+    return results
+
+
+def _fit(
+    positives: Positives, choice: Choice, config: TrainingConfig, item_ids: tuple[str, ...]
+) -> TrainedModel:
+    n = positives.n_items
+    active = _active_items(positives, config)
+    counts = np.bincount(positives.item, minlength=n).astype(np.float64)
+    base = popularity_prior(counts, choice.popularity)
+    info: dict[str, Any] = {
+        "trainer": f"{choice.form}-linear-autoencoder",
+        "l2_factor": choice.l2_factor,
+        "popularity_weight": choice.popularity,
+        "validation_ndcg@20": round(choice.ndcg, 5),
+        "active_items": int(active.size),
+    }
+    events = dict(config.event_weights)
+    if active.size < 2:
+        idx = np.repeat(np.arange(n)[:, None], 1, axis=1)
+        return SparseItemModel(item_ids, idx, np.zeros((n, 1), np.float32), base, events, info)
+    gram = _gram(positives, active)
+    l2 = choice.l2_factor * (float(np.mean(np.diag(gram))) or 1.0)
+    if choice.form == "low-rank":
+        d = min(choice.size, active.size - 1)
+        values, vectors = _top_eigen(gram, d)
+        factors = np.zeros((n, d), np.float32)
+        factors[active] = _shrunk_factors(values, vectors, l2)
+        return LowRankModel(item_ids, factors, base, events, {**info, "rank": d})
+    weights = _local_ridge(gram, l2, config.candidates)
+    idx_a, w_a = prune_top_m(weights, choice.size)
+    idx = np.repeat(np.arange(n)[:, None], idx_a.shape[1], axis=1)
+    w = np.zeros((n, idx_a.shape[1]), np.float32)
+    idx[active], w[active] = active[idx_a], w_a
+    return SparseItemModel(item_ids, idx.astype(np.int64), w, base, events, info)
 
 
 def ease_weights(gram: npt.NDArray[np.float64], l2: float) -> npt.NDArray[np.float32]:
@@ -159,55 +251,107 @@ def prune_top_m(
     return idx.astype(np.int64), vals.astype(np.float32)
 
 
-def popularity_prior(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-    """A tiny score that ranks items by popularity where no history speaks for them."""
-    top = max(float(np.log1p(counts.max(initial=0))), 1.0)
-    return (np.log1p(counts) / top * _BASE_SCORE_SCALE).astype(np.float32)
+def _active_items(positives: Positives, config: TrainingConfig) -> npt.NDArray[np.int64]:
+    counts = np.bincount(positives.item, minlength=positives.n_items)
+    active = np.flatnonzero(counts >= config.min_item_users).astype(np.int64)
+    if active.size > config.max_items:
+        raise TrainingError(
+            f"{active.size} items with >= {config.min_item_users} users, over max_items "
+            f"{config.max_items}"
+        )
+    return active
 
 
-def _gram(positives: Positives) -> npt.NDArray[np.float64]:
+def _sizes(n: int, config: TrainingConfig) -> dict[str, list[int]]:
+    """The m and d values whose model fits the byte budget (at least the smallest of each)."""
+    budget = config.max_bytes_ratio * 4.0 * n * n
+    index_bytes = 2 if n <= 65_535 else 4
+    sparse = [m for m in config.neighbors if n * m * (index_bytes + 1) + 8 * n <= budget]
+    low = [d for d in config.ranks if n * (d + 8) <= budget]
+    return {
+        "sparse": sparse or [min(config.neighbors)],
+        "low-rank": low or [min(config.ranks)],
+    }
+
+
+def _gram(positives: Positives, active: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    position = np.full(positives.n_items, -1, np.int64)
+    position[active] = np.arange(active.size)
+    keep = position[positives.item] >= 0
     x = sp.csr_matrix(
-        (positives.strength.astype(np.float64), (positives.user, positives.item)),
-        shape=(positives.n_users, positives.n_items),
+        (
+            positives.strength[keep].astype(np.float64),
+            (positives.user[keep], position[positives.item[keep]]),
+        ),
+        shape=(positives.n_users, active.size),
     )
     return np.asarray((x.T @ x).toarray(), dtype=np.float64)
 
 
-def _choose_l2(
-    positives: Positives, config: TrainingConfig, say: Progress
-) -> tuple[float, dict[float, float]]:
-    # Validation users need only 3 items (2 of history, 1 target): small logs still get a choice.
-    split = strong_split(
-        positives, held_out_fraction=config.validation_fraction, seed=config.seed, min_items=3
+def _local_ridge(
+    gram: npt.NDArray[np.float64], l2: float, candidates: int
+) -> npt.NDArray[np.float32]:
+    """EASE's columns solved on each item's `candidates` most co-occurring items only.
+
+    Column j of EASE is the ridge regression of item j on all other items; restricted to the
+    candidates N(j) it is w = (G[N, N] + l2 I)^-1 G[N, j]. Batched: O(n C^3), not O(n^3).
+    """
+    n = gram.shape[0]
+    c = min(candidates, n - 1)
+    weights = np.zeros((n, n), np.float32)
+    eye = np.eye(c)[None]
+    for start in range(0, n, _SOLVE_BATCH):
+        cols = np.arange(start, min(n, start + _SOLVE_BATCH))
+        block = gram[cols].copy()
+        block[np.arange(cols.size), cols] = -np.inf
+        cand = np.argpartition(-block, c - 1, axis=1)[:, :c]
+        lhs = gram[cand[:, :, None], cand[:, None, :]] + l2 * eye
+        rhs = gram[cand, cols[:, None]]
+        solved = np.linalg.solve(lhs, rhs[..., None])[..., 0]
+        weights[cand, cols[:, None]] = solved
+    return weights
+
+
+@dataclass(frozen=True)
+class _SparseScorer:
+    matrix: sp.csr_matrix
+
+    def __call__(self, histories: sp.csr_matrix) -> object:
+        return histories @ self.matrix
+
+
+@dataclass(frozen=True)
+class _LowRankScorer:
+    factors: npt.NDArray[np.float32]
+
+    def __call__(self, histories: sp.csr_matrix) -> object:
+        return np.asarray(histories @ self.factors) @ self.factors.T
+
+
+def _sparse_rows(idx: npt.NDArray[np.int64], w: npt.NDArray[np.float32]) -> sp.csr_matrix:
+    n, m = idx.shape
+    return sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), m), idx.ravel())), shape=(n, n))
+
+
+def _top_eigen(
+    gram: npt.NDArray[np.float64], d: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The d largest eigenpairs of the (symmetric, PSD) Gram matrix, largest first."""
+    n = gram.shape[0]
+    d = min(d, n - 1)
+    if n <= _DENSE_EIGH_MAX:
+        values, vectors = np.linalg.eigh(gram)
+    else:
+        rng = np.random.default_rng(0)
+        values, vectors = spla.eigsh(gram, k=d, which="LA", v0=rng.random(n))
+    order = np.argsort(-values)[:d]
+    return np.maximum(values[order], 0.0), vectors[:, order]
+
+
+def _shrunk_factors(
+    values: npt.NDArray[np.float64], vectors: npt.NDArray[np.float64], l2: float
+) -> npt.NDArray[np.float32]:
+    factors: npt.NDArray[np.float32] = (vectors * np.sqrt(values / (values + l2))).astype(
+        np.float32
     )
-    if len(split.held_out) < 5:
-        fallback = float(np.mean(np.bincount(positives.item))) * 0.3 + 1.0
-        say(f"too few validation users ({len(split.held_out)}); l2={fallback:.4g}")
-        return fallback, {}
-    gram = _gram(split.train)
-    scale = float(np.mean(np.diag(gram))) or 1.0
-    results: dict[float, float] = {}
-    for factor in config.l2_grid:
-        l2 = factor * scale
-        idx, w = prune_top_m(ease_weights(gram, l2), config.neighbors)
-        results[l2] = _validation_ndcg(idx, w, split.held_out)
-        say(f"  l2={l2:10.4g}  validation NDCG@20={results[l2]:.4f}")
-    best = max(results, key=lambda value: results[value])
-    return best, results
-
-
-def _validation_ndcg(
-    idx: npt.NDArray[np.int64], w: npt.NDArray[np.float32], users: Sequence[HeldOutUser]
-) -> float:
-    n = idx.shape[0]
-    k = min(20, n - 1)
-    values = []
-    for user in users:
-        scores = np.zeros(n, np.float32)
-        rows = w[user.history] * user.history_strength[:, None]
-        np.add.at(scores, idx[user.history].ravel(), rows.ravel())
-        scores[user.history] = -np.inf
-        top = np.argpartition(-scores, k - 1)[:k]
-        ranked = top[np.argsort(-scores[top], kind="stable")]
-        values.append(ndcg_at_k(ranked, user.targets, 20))
-    return float(np.mean(values))
+    return factors

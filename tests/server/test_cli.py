@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import EXIT_FAILED, EXIT_NOT_BUILT, EXIT_USAGE, main
+from server.cli import EXIT_FAILED, EXIT_USAGE, main
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -20,16 +20,6 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_no_command_is_a_usage_error() -> None:
     assert main([]) == EXIT_USAGE
-
-
-@pytest.mark.parametrize("command", ["evaluate", "evaluate-reorder", "publish"])
-def test_commands_not_built_yet_say_so_and_fail(
-    command: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main([command, "--interactions", "x.csv"]) == EXIT_NOT_BUILT
-    err = capsys.readouterr().err
-    assert err.startswith(f"facetwo {command}: not built yet")
-    assert err.count("\n") == 1
 
 
 def test_build_with_a_bad_row_names_file_line_and_field(
@@ -70,3 +60,27 @@ def test_build_with_a_missing_key_fails_cleanly(
     )  # fmt: skip
     assert status == EXIT_FAILED
     assert "cannot read signing key" in capsys.readouterr().err
+
+
+def test_evaluate_prints_a_table_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from server.sample_store import generate_sample_store
+
+    shop = generate_sample_store(tmp_path / "shop", n_items=120, n_shoppers=400, seed=3)
+    out = tmp_path / "eval.json"
+    args = ["evaluate", "--interactions", str(shop.interactions), "--json", str(out)]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    for model in ("facetwo", "popularity", "item-knn", "ease"):
+        assert model in table
+    report = json.loads(out.read_text())
+    assert report["protocol"] == "strong"
+    assert report["split"]["evaluated_users"] > 0
+    for name in ("facetwo", "popularity", "item-knn", "ease"):
+        metrics = report["models"][name]
+        for key in ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "coverage@20"):
+            assert 0.0 <= metrics[key] <= 1.0
+        assert metrics["model_bytes"] > 0 and metrics["train_seconds"] >= 0

@@ -10,13 +10,9 @@ import pytest
 
 from server.data import load_interactions
 from server.errors import TrainingError
-from server.training import (
-    TrainingConfig,
-    ease_weights,
-    popularity_prior,
-    prune_top_m,
-    train_sparse_model,
-)
+from model_export.export import LowRankModel, SparseItemModel
+from server.training import TrainingConfig, ease_weights, prune_top_m, train_model
+from server.validation import popularity_prior
 
 
 def write_checkerboard(path: Path, *, users_per_cluster: int = 60, seed: int = 0) -> Path:
@@ -61,48 +57,67 @@ def test_prune_keeps_each_rows_largest_weights_and_pads() -> None:
     assert not np.any(vals < 0)
 
 
-def test_popularity_prior_orders_by_count_and_stays_tiny() -> None:
-    prior = popularity_prior(np.array([0, 10, 100, 5]))
-    assert np.argsort(-prior).tolist() == [2, 1, 3, 0]
-    assert prior.max() <= 1e-4
+def test_popularity_prior_orders_by_count_and_scales_with_its_weight() -> None:
+    counts = np.array([0, 10, 100, 5], np.float64)
+    tie_only = popularity_prior(counts, 0.0)
+    assert np.argsort(-tie_only).tolist() == [2, 1, 3, 0]
+    assert tie_only.max() <= 1e-6
+    weighted = popularity_prior(counts, 0.5)
+    np.testing.assert_allclose(weighted - tie_only, [0, 0.05, 0.5, 0.025], rtol=1e-5)
 
 
-def test_checkerboard_withheld_items_rank_first(tmp_path: Path) -> None:
+@pytest.mark.parametrize("form", ["sparse", "low-rank"])
+def test_checkerboard_withheld_items_rank_first(tmp_path: Path, form: str) -> None:
     interactions = load_interactions(write_checkerboard(tmp_path / "i.csv"))
-    result = train_sparse_model(interactions, TrainingConfig(neighbors=4))
+    config = TrainingConfig(forms=(form,), neighbors=(4,), ranks=(2,), max_bytes_ratio=1.0)
+    result = train_model(interactions, config)
     model = result.model
+    assert isinstance(model, SparseItemModel if form == "sparse" else LowRankModel)
     index = {item: i for i, item in enumerate(model.item_ids)}
     history = np.array([index["a0"], index["a1"], index["a2"]], np.int64)
     scores = model.reference_scores(history, np.ones(3, np.float32))
     scores[history] = -np.inf
     top2 = {model.item_ids[i] for i in np.argsort(-scores)[:2]}
     assert top2 == {"a3", "a4"}
-    # l2 was chosen on a validation split and every candidate was measured.
-    assert result.l2 in result.validation_ndcg
-    assert len(result.validation_ndcg) == len(TrainingConfig().l2_grid)
-    assert max(result.validation_ndcg.values()) > 0.5
+    # Every grid point was measured on the validation split, and the best one was chosen.
+    grid = TrainingConfig()
+    assert len(result.searched) == len(grid.l2_grid)
+    assert result.choice == max(result.searched, key=lambda c: c.ndcg)
+    assert result.choice.ndcg > 0.5
+
+
+def test_search_picks_the_better_form_and_respects_the_size_budget(tmp_path: Path) -> None:
+    interactions = load_interactions(write_checkerboard(tmp_path / "i.csv"))
+    config = TrainingConfig(neighbors=(2, 8), ranks=(2, 64), max_bytes_ratio=0.5)
+    result = train_model(interactions, config)
+    sizes = {(c.form, c.size) for c in result.searched}
+    # n = 10 items: budget 0.5 * 4 * 100 = 200 bytes; m=2 costs 10*2*3+80 = 140, m=8 costs 320;
+    # d=2 costs 10*(2+8) = 100, d=64 costs 720.
+    assert sizes == {("sparse", 2), ("low-rank", 2)}
 
 
 def test_progress_is_reported(tmp_path: Path) -> None:
     interactions = load_interactions(write_checkerboard(tmp_path / "i.csv"))
     messages: list[str] = []
-    train_sparse_model(interactions, TrainingConfig(l2=5.0), progress=messages.append)
+    train_model(interactions, TrainingConfig(l2_grid=(5.0,)), progress=messages.append)
     assert any("positives" in m for m in messages)
-    assert any("l2=5" in m for m in messages)
+    assert any(m.startswith("chose ") for m in messages)
 
 
 def test_too_many_items_is_a_training_error(tmp_path: Path) -> None:
     interactions = load_interactions(write_checkerboard(tmp_path / "i.csv"))
     with pytest.raises(TrainingError, match="over max_items 5"):
-        train_sparse_model(interactions, TrainingConfig(max_items=5))
+        train_model(interactions, TrainingConfig(max_items=5))
 
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"neighbors": 0}, "neighbors"),
-        ({"l2": -1.0}, "l2"),
+        ({"neighbors": (0,)}, "neighbors"),
+        ({"forms": ("dense",)}, "forms"),
         ({"l2_grid": ()}, "l2_grid"),
+        ({"popularity_grid": (-1.0,)}, "popularity_grid"),
+        ({"max_bytes_ratio": 0.0}, "max_bytes_ratio"),
         ({"validation_fraction": 1.0}, "validation_fraction"),
         ({"event_weights": {"view": float("nan")}}, "event_weights"),
     ],
