@@ -15,10 +15,17 @@ from .errors import (
     FormatError,
     RollbackError,
     SignatureError,
+    StoreBusyError,
     StoreError,
+    StoreFullError,
     StoreUnreadableError,
 )
-from .recommender import Reason, Recommendation, Recommender, RecommenderConfig
+from .features import Clock, InterestConfig, LocalContext
+from .ledger import LedgerEntry, LedgerFetcher, NetworkLedger
+from .ranking import Reason, Recommendation
+from .recommender import Recommender, RecommenderConfig
+from .store import PrivateStore, StoreConfig
+from .store_keys import generate_store_key, keyring_store_key
 from .updater import Updater, UpdaterConfig, UpdateResult
 
 __version__ = "0.1.0"
@@ -26,20 +33,32 @@ __version__ = "0.1.0"
 __all__ = [
     "BundleError",
     "ClientError",
+    "Clock",
     "DigestMismatchError",
     "ExpiredBundleError",
     "FetchError",
     "FormatError",
+    "InterestConfig",
+    "LedgerEntry",
+    "LedgerFetcher",
+    "LocalContext",
+    "NetworkLedger",
+    "PrivateStore",
     "Reason",
     "Recommendation",
     "Recommender",
     "RecommenderConfig",
     "RollbackError",
     "SignatureError",
+    "StoreBusyError",
+    "StoreConfig",
     "StoreError",
+    "StoreFullError",
     "StoreUnreadableError",
     "UpdateResult",
     "Updater",
     "UpdaterConfig",
     "__version__",
+    "generate_store_key",
+    "keyring_store_key",
 ]

@@ -31,6 +31,8 @@ MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.sig"
 MODEL_FILE = "model.onnx"
 CATALOG_FILE = "catalog.json"
+REORDER_PRIORS_FILE = "reorder_priors.json"
+"""optional: reorder priors for shortcuts (`priors.parse_priors` reads the verified bytes)."""
 REQUIRED_FILES = (MODEL_FILE, CATALOG_FILE)
 DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
 

@@ -35,8 +35,20 @@ class FormatError(BundleError):
     """The bundle is signed but its format version or contents are not understood."""
 
 
+class MetadataError(BundleError):
+    """The update metadata (TUF) is inconsistent or refers to something it must not."""
+
+
 class FetchError(ClientError):
     """A download failed, timed out or exceeded its size cap."""
+
+
+class HttpStatusError(FetchError):
+    """The server answered with an HTTP error status (kept in `status_code`)."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class StoreError(ClientError):
@@ -45,3 +57,11 @@ class StoreError(ClientError):
 
 class StoreUnreadableError(StoreError):
     """Wrong key or tampered store: one error, no detail."""
+
+
+class StoreFullError(StoreError):
+    """The device's disk (or the store's size limit) is full: the write was not made."""
+
+
+class StoreBusyError(StoreError):
+    """Another process or Recommender holds this store open."""

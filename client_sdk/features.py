@@ -1,23 +1,96 @@
 """Step "features": the shopper's private events -> the history arrays the model scores.
 
-Held in memory for now (the encrypted store has its own module). A history item's weight is
-the largest event weight among its events, the same rule the server trained with, so device
-and training agree on what a view or a purchase is worth.
+Computed on the device only:
+
+- a history item's weight is its strongest event after recency decay: event-kind weight (from the
+  bundle, the same the server trained with) times 2^(-age / half-life of that kind). A one-off
+  search or view fades within days; purchases last for months. Below `min_weight` an item no
+  longer shapes the list (it is still never suggested back while its events are kept);
+- events older than the retention of their kind are deleted by the caller (`EventLog.expired`);
+- the local time and time zone are kept with every event and offered as context
+  (`local_context`); the current model does not use them yet.
+
+`EventLog` keeps, per item touched, the latest time of each event kind, so a request costs
+O(items touched) numpy work, not a Python loop over events.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-EVENT_KINDS = ("view", "cart", "purchase")
+EVENT_KINDS = ("view", "cart", "purchase", "search")
 MAX_ITEM_ID_CHARS = 256
 MAX_QUANTITY = 1_000_000
+DEFAULT_EVENT_WEIGHTS: Mapping[str, float] = {
+    "view": 0.25,
+    "cart": 0.5,
+    "purchase": 1.0,
+    "search": 0.25,
+}
+_DAY_SECONDS = 86_400.0
+_KIND_NAMES = np.array(EVENT_KINDS, dtype=object)
+
+
+class Clock(Protocol):
+    """Where the SDK reads the time; inject a fixed one in tests."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware (local, for local context)."""
+        ...
+
+
+class SystemClock:
+    """The device's clock, in its local time zone."""
+
+    def now(self) -> datetime:
+        """The current local time, timezone-aware."""
+        return datetime.now(timezone.utc).astimezone()
+
+
+@dataclass(frozen=True, slots=True)
+class InterestConfig:
+    """How interest fades and how long events are kept. Validated; safe defaults."""
+
+    search_half_life_days: float = 3.0
+    view_half_life_days: float = 7.0
+    cart_half_life_days: float = 14.0
+    purchase_half_life_days: float = 120.0
+    min_weight: float = 0.01
+    """Below this decayed weight an item stops shaping the list."""
+    browse_retention_days: float = 180.0
+    """Views, searches and carts older than this are deleted."""
+    purchase_retention_days: float = 1830.0
+    """Purchases are kept longer (about five years): reorder timing learns from them."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "search_half_life_days",
+            "view_half_life_days",
+            "cart_half_life_days",
+            "purchase_half_life_days",
+            "browse_retention_days",
+            "purchase_retention_days",
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be finite and > 0, found {value!r}")
+        if not 0 <= self.min_weight < 1:
+            raise ValueError(f"min_weight must be in [0, 1), found {self.min_weight!r}")
+
+    def half_life_days(self, kind: str) -> float:
+        """The half-life of one event kind's weight."""
+        return float(getattr(self, f"{kind}_half_life_days"))
+
+    def retention_days(self, kind: str) -> float:
+        """How long events of one kind are kept."""
+        return self.purchase_retention_days if kind == "purchase" else self.browse_retention_days
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +101,17 @@ class Event:
     item_id: str
     quantity: float
     at: datetime
+    """In UTC."""
+    utc_offset_minutes: int = 0
+    """The shopper's local offset from UTC when it happened (the time-zone context)."""
 
 
 def validate_event(
     kind: object, item_id: object, quantity: object, at: object, *, now: datetime
 ) -> Event:
     """Check every argument of `record()` and build the event.
+
+    The local offset comes from `at` (or `now` when `at` is None): pass local, aware times.
 
     Raises:
         TypeError: an argument has the wrong type (named in the message).
@@ -43,12 +121,7 @@ def validate_event(
         raise TypeError(f"kind must be str, not {type(kind).__name__}")
     if kind not in EVENT_KINDS:
         raise ValueError(f"kind must be one of {', '.join(EVENT_KINDS)}; found {kind[:40]!r}")
-    if not isinstance(item_id, str):
-        raise TypeError(f"item_id must be str, not {type(item_id).__name__}")
-    if not item_id or len(item_id) > MAX_ITEM_ID_CHARS:
-        raise ValueError(
-            f"item_id must have 1 to {MAX_ITEM_ID_CHARS} characters, found {len(item_id)}"
-        )
+    check_item_id(item_id)
     if isinstance(quantity, bool) or not isinstance(quantity, (int, float)):
         raise TypeError(f"quantity must be a number, not {type(quantity).__name__}")
     if not math.isfinite(quantity) or not 0 < quantity <= MAX_QUANTITY:
@@ -56,12 +129,63 @@ def validate_event(
     if at is None:
         when = now
     elif isinstance(at, datetime):
-        if at.tzinfo is None:
+        if at.tzinfo is None or at.utcoffset() is None:
             raise ValueError("at must be timezone-aware (for example datetime.now(timezone.utc))")
-        when = at.astimezone(timezone.utc)
+        when = at
     else:
         raise TypeError(f"at must be a datetime or None, not {type(at).__name__}")
-    return Event(kind=kind, item_id=item_id, quantity=float(quantity), at=when)
+    assert isinstance(item_id, str)  # noqa: S101 - checked by check_item_id
+    try:
+        utc = when.astimezone(timezone.utc)
+        utc.timestamp()
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError("at is outside the range of representable times") from exc
+    return Event(
+        kind=kind,
+        item_id=item_id,
+        quantity=float(quantity),
+        at=utc,
+        utc_offset_minutes=offset_minutes(when),
+    )
+
+
+def check_item_id(item_id: object, name: str = "item_id") -> None:
+    """Raise TypeError/ValueError (naming `name`) unless `item_id` is a sane id string."""
+    if not isinstance(item_id, str):
+        raise TypeError(f"{name} must be str, not {type(item_id).__name__}")
+    if not item_id or len(item_id) > MAX_ITEM_ID_CHARS:
+        raise ValueError(
+            f"{name} must have 1 to {MAX_ITEM_ID_CHARS} characters, found {len(item_id)}"
+        )
+
+
+def offset_minutes(when: datetime) -> int:
+    """The UTC offset of an aware datetime, in whole minutes."""
+    offset = when.utcoffset() or timedelta(0)
+    return int(offset.total_seconds() // 60)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalContext:
+    """Where in the shopper's day and week a request happens (context features)."""
+
+    local_time: datetime
+    utc_offset_minutes: int
+    time_zone: str
+    hour: int
+    weekday: int
+    """Monday is 0."""
+
+
+def local_context(now: datetime) -> LocalContext:
+    """The context of an aware local time."""
+    return LocalContext(
+        local_time=now,
+        utc_offset_minutes=offset_minutes(now),
+        time_zone=now.tzname() or "UTC",
+        hour=now.hour,
+        weekday=now.weekday(),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +195,134 @@ class HistoryVector:
     index: npt.NDArray[np.int64]
     weight: npt.NDArray[np.float32]
     kind: tuple[str, ...]
+    faded: int = 0
+    """Items touched whose interest decayed below `min_weight`: they no longer count."""
+
+
+def resolve_event_weights(bundle_weights: Mapping[str, float]) -> dict[str, float]:
+    """Weights of every event kind: the bundle's, then defaults (a search counts as a view)."""
+    weights = {kind: float(w) for kind, w in bundle_weights.items() if kind in EVENT_KINDS}
+    if "search" not in weights and "view" in weights:
+        weights["search"] = weights["view"]
+    return {kind: weights.get(kind, DEFAULT_EVENT_WEIGHTS[kind]) for kind in EVENT_KINDS}
+
+
+class EventLog:
+    """The live events with their store record ids, plus what scoring needs per item.
+
+    Exponential decay makes only the latest event of each (item, kind) matter, so besides the
+    events it keeps, for every known item touched, the latest time of each kind: a request
+    costs O(items touched) vector work, however many events there are. Not thread-safe alone.
+    """
+
+    def __init__(self, index_of: Mapping[str, int], n_items: int) -> None:
+        self._index_of = index_of
+        self._rows: list[tuple[int, Event]] = []
+        self._kind: npt.NDArray[np.int8] = np.zeros(64, np.int8)
+        self._at: npt.NDArray[np.float64] = np.zeros(64, np.float64)
+        self._touched = np.zeros(n_items, bool)
+        self._slot_of: dict[int, int] = {}
+        self._slot_item: npt.NDArray[np.int64] = np.zeros(64, np.int64)
+        self._slot_last: npt.NDArray[np.float64] = np.full((len(EVENT_KINDS), 64), -np.inf)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def rows(self) -> list[tuple[int, Event]]:
+        """(record id, event) pairs in the order recorded."""
+        return list(self._rows)
+
+    def append(self, record_id: int, event: Event) -> None:
+        """Add one event."""
+        n, kind, at = len(self._rows), EVENT_KINDS.index(event.kind), event.at.timestamp()
+        if n == self._at.size:
+            self._kind = np.concatenate([self._kind, np.zeros(n, np.int8)])
+            self._at = np.concatenate([self._at, np.zeros(n, np.float64)])
+        self._kind[n], self._at[n] = kind, at
+        self._rows.append((record_id, event))
+        index = self._index_of.get(event.item_id)
+        if index is None:
+            return
+        slot = self._slot_of.get(index)
+        if slot is None:
+            slot = len(self._slot_of)
+            if slot == self._slot_item.size:
+                self._slot_item = np.concatenate([self._slot_item, np.zeros(slot, np.int64)])
+                grown = np.full((len(EVENT_KINDS), slot), -np.inf)
+                self._slot_last = np.concatenate([self._slot_last, grown], axis=1)
+            self._slot_of[index] = slot
+            self._slot_item[slot] = index
+            self._touched[index] = True
+        self._slot_last[kind, slot] = max(self._slot_last[kind, slot], at)
+
+    def remove(self, record_ids: Collection[int]) -> None:
+        """Drop events by record id."""
+        drop = set(record_ids)
+        kept = [row for row in self._rows if row[0] not in drop]
+        self._rows = []
+        self._touched[:] = False
+        self._slot_of.clear()
+        self._slot_last[:] = -np.inf
+        for record_id, event in kept:
+            self.append(record_id, event)
+
+    def record_ids(self, item_id: str | None = None) -> list[int]:
+        """Record ids of every event, or of one item's events."""
+        return [rid for rid, e in self._rows if item_id is None or e.item_id == item_id]
+
+    def expired(self, now: datetime, interest: InterestConfig) -> list[int]:
+        """Record ids of events older than their kind's retention."""
+        limit = np.array([interest.retention_days(k) * _DAY_SECONDS for k in EVENT_KINDS])
+        n = len(self._rows)
+        old = now.timestamp() - self._at[:n] > limit[self._kind[:n]]
+        return [self._rows[i][0] for i in np.flatnonzero(old)]
+
+    def touched(self) -> npt.NDArray[np.bool_]:
+        """A mask over the catalogue: items with any live event (never suggested back)."""
+        return self._touched
+
+    def history(
+        self,
+        event_weights: Mapping[str, float],
+        *,
+        max_items: int,
+        now: datetime | None = None,
+        interest: InterestConfig | None = None,
+    ) -> HistoryVector:
+        """One weight per known item: its strongest event after decay; most recent first.
+
+        With `now=None` nothing decays (the rule the server trains with).
+        """
+        m = len(self._slot_of)
+        if m == 0:
+            return HistoryVector(np.zeros(0, np.int64), np.zeros(0, np.float32), ())
+        last = self._slot_last[:, :m]
+        kind_weight = np.array([[event_weights.get(k, 1.0)] for k in EVENT_KINDS], np.float64)
+        min_weight = 0.0
+        if now is None:
+            weight = np.where(last > -np.inf, kind_weight, 0.0)
+        else:
+            interest = interest or InterestConfig()
+            half_life = np.array([[interest.half_life_days(k)] for k in EVENT_KINDS])
+            # Kinds never seen have last = -inf: their exponent clips to -60 (weight ~1e-18,
+            # below any min_weight). Clipping also keeps exp2 away from slow subnormals.
+            exponent = (last - now.timestamp()) / (half_life * _DAY_SECONDS)
+            weight = kind_weight * np.exp2(np.clip(exponent, -60.0, 0.0))
+            min_weight = interest.min_weight
+        best = weight.max(axis=0)
+        touched_at = last.max(axis=0)
+        live = np.flatnonzero(best >= min_weight)
+        faded = m - live.size
+        if live.size > max_items:
+            live = live[np.argpartition(-touched_at[live], max_items - 1)[:max_items]]
+        recent = live[np.argsort(-touched_at[live], kind="stable")]
+        best_kind = weight[:, recent].argmax(axis=0)
+        return HistoryVector(
+            index=self._slot_item[recent].astype(np.int64),
+            weight=best[recent].astype(np.float32),
+            kind=tuple(_KIND_NAMES[best_kind].tolist()),
+            faded=faded,
+        )
 
 
 def build_history(
@@ -79,26 +331,15 @@ def build_history(
     event_weights: Mapping[str, float],
     *,
     max_items: int,
+    now: datetime | None = None,
+    interest: InterestConfig | None = None,
 ) -> HistoryVector:
     """Aggregate events into one weight per known item (unknown ids are kept but not scored).
 
     Only the `max_items` most recently touched items count, bounding the cost of a request.
+    With `now`, weights decay with age as `interest` says; without, they do not.
     """
-    best: dict[int, tuple[float, str, datetime]] = {}
-    for event in events:
-        index = index_of.get(event.item_id)
-        if index is None:
-            continue
-        weight = float(event_weights.get(event.kind, 1.0))
-        previous = best.get(index)
-        if previous is None:
-            best[index] = (weight, event.kind, event.at)
-        else:
-            strongest = (weight, event.kind) if weight > previous[0] else previous[:2]
-            best[index] = (strongest[0], strongest[1], max(previous[2], event.at))
-    recent = sorted(best.items(), key=lambda pair: pair[1][2], reverse=True)[:max_items]
-    return HistoryVector(
-        index=np.array([i for i, _ in recent], np.int64),
-        weight=np.array([v[0] for _, v in recent], np.float32),
-        kind=tuple(v[1] for _, v in recent),
-    )
+    log = EventLog(index_of, max(index_of.values(), default=-1) + 1)
+    for position, event in enumerate(events):
+        log.append(position, event)
+    return log.history(event_weights, max_items=max_items, now=now, interest=interest)

@@ -1,32 +1,47 @@
-"""The SDK's front door: open a verified bundle, record private events, recommend with reasons.
+"""The SDK's front door: open a verified bundle and the private store, record private events,
+recommend with reasons, and hand the shopper their controls.
 
-Everything recorded here stays in this process (and, with the private store, in an encrypted
-file on this device). Nothing is sent anywhere; the Recommender opens no socket.
+Everything recorded here stays on this device, sealed in an encrypted file (`store=path`) or held
+in memory (`store=None`). The Recommender opens no socket; the only network traffic is the
+updater's, and a fetcher from `ledger_fetcher()` writes each of its requests into the shopper's
+network ledger.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
-import numpy as np
-import numpy.typing as npt
-
 from ._crypto import PublicKeyLike
 from .bundle import DEFAULT_MAX_FILE_BYTES, MODEL_FILE, BundleCatalog, read_bundle
-from .features import Event, HistoryVector, build_history, validate_event
+from .controls import DISMISS_REASONS, INTENTS, ShopperState
+from .errors import StoreError
+from .features import (
+    Clock,
+    InterestConfig,
+    LocalContext,
+    SystemClock,
+    check_item_id,
+    local_context,
+    resolve_event_weights,
+    validate_event,
+)
+from .ledger import LedgerEntry, LedgerFetcher, NetworkLedger
+from .ranking import Ranker, Recommendation
 from .scoring import Scorer
+from .store import PrivateStore, StoreConfig
+from .updater import Fetcher, HttpFetcher
 from .verify import Manifest
 
 logger = logging.getLogger(__name__)
 
-_VERB = {"view": "viewed", "cart": "added to your cart", "purchase": "bought"}
-_MAX_REASONS = 3
+_PRUNE_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +51,8 @@ class RecommenderConfig:
     threads: int = 1
     max_history_items: int = 500
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    interest: InterestConfig = field(default_factory=InterestConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.threads <= 64:
@@ -48,47 +65,53 @@ class RecommenderConfig:
             raise ValueError(f"max_file_bytes must be >= 1, found {self.max_file_bytes}")
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """Why an item was suggested: a history item that contributed, or popularity."""
-
-    kind: str
-    """"history" (`item_id` contributed `share` of the score) or "popular"."""
-    text: str
-    item_id: str | None = None
-    share: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Recommendation:
-    """One suggestion, best first in the list `recommend()` returns."""
-
-    item_id: str
-    title: str
-    score: float
-    reasons: tuple[Reason, ...]
-
-
 class Recommender:
-    """Scores a verified bundle against this device's private history.
-
-    Use `Recommender.open(...)`; it is a context manager that closes on exit.
-    """
+    """Scores a verified bundle against this device's private history, under the shopper's
+    controls. Use `Recommender.open(...)`; it is a context manager that closes on exit."""
 
     def __init__(
-        self, manifest: Manifest, catalog: BundleCatalog, scorer: Scorer, config: RecommenderConfig
+        self,
+        manifest: Manifest,
+        catalog: BundleCatalog,
+        scorer: Scorer,
+        config: RecommenderConfig,
+        *,
+        store: PrivateStore | None = None,
+        owns_store: bool = True,
+        clock: Clock | None = None,
     ) -> None:
+        """Wire the parts together (use `open`). Loads and authenticates the store's records.
+
+        Raises:
+            StoreUnreadableError, StoreError: the store's records cannot be used.
+        """
         self._manifest = manifest
         self._catalog = catalog
         self._scorer = scorer
         self._config = config
-        self._event_weights = {
-            str(kind): float(weight)
-            for kind, weight in dict(manifest.model.get("event_weights", {})).items()
-        }
-        self._events: list[Event] = []
+        self._clock: Clock = clock or SystemClock()
+        self._store = store or PrivateStore.open(None, config=config.store)
+        self._owns_store = owns_store or store is None
+        self._event_weights = resolve_event_weights(
+            {
+                str(kind): float(w)
+                for kind, w in dict(manifest.model.get("event_weights", {})).items()
+            }
+        )
         self._lock = threading.Lock()
         self._closed = False
+        self._intent = "for_me"
+        self._state = ShopperState(self._store, catalog)
+        self._ranker = Ranker(
+            catalog,
+            scorer,
+            self._state,
+            self._event_weights,
+            max_history_items=config.max_history_items,
+            interest=config.interest,
+        )
+        self._last_prune: datetime | None = None
+        self._maybe_prune(self._clock.now())
 
     @classmethod
     def open(
@@ -96,31 +119,71 @@ class Recommender:
         bundle_dir: Path | str,
         *,
         trusted_keys: Sequence[PublicKeyLike],
+        store: Path | str | PrivateStore | None = None,
+        store_key: bytes | None = None,
         now: datetime | None = None,
         config: RecommenderConfig | None = None,
+        clock: Clock | None = None,
     ) -> Recommender:
-        """Verify the bundle in `bundle_dir`, then load it.
+        """Verify the bundle in `bundle_dir`, load it, then open the private store.
 
         Signature, format, expiry, and every file's size and sha256 are checked on raw bytes
         before the catalog is parsed or the model is handed to onnxruntime.
 
+        Args:
+            bundle_dir: the installed bundle.
+            trusted_keys: the Ed25519 public keys a bundle must be signed by.
+            store: the encrypted store file (created if absent), an open `PrivateStore` (left
+                open on close), or None to keep everything in memory.
+            store_key: the 32-byte key from the host's keystore; required with a path.
+            now: when to check the bundle's expiry (default: the clock's time).
+            config: limits, interest decay, store durability.
+            clock: the time source for events, decay and retention (default: the system's).
+
         Raises:
             BundleError: the bundle must not be used (SignatureError, DigestMismatchError,
                 ExpiredBundleError, FormatError ...).
+            StoreUnreadableError: wrong store key or a tampered store (left untouched).
+            StoreError: the store cannot be opened (StoreBusyError: in use elsewhere).
+            TypeError, ValueError: a bad `store_key` or a key without a store path.
         """
         config = config or RecommenderConfig()
+        if now is None and clock is not None:
+            now = clock.now()
         bundle = read_bundle(
             bundle_dir, trusted_keys, now=now, max_file_bytes=config.max_file_bytes
         )
         catalog = bundle.catalog()
         scorer = Scorer(bundle.files[MODEL_FILE], len(catalog), threads=config.threads)
+        if isinstance(store, PrivateStore):
+            if store_key is not None:
+                raise ValueError("store_key must be None when store is an open PrivateStore")
+            private, owns = store, False
+        else:
+            private = PrivateStore.open(store, store_key, config=config.store)
+            owns = True
+        try:
+            rec = cls(
+                bundle.manifest,
+                catalog,
+                scorer,
+                config,
+                store=private,
+                owns_store=owns,
+                clock=clock,
+            )
+        except BaseException:
+            if owns:
+                private.close()
+            raise
         logger.info(
-            "opened bundle v%d (%s), %d items",
+            "opened bundle v%d (%s), %d items, %s store",
             bundle.manifest.model_version,
             bundle.manifest.digest[:12],
             len(catalog),
+            "in-memory" if private.in_memory else "file",
         )
-        return cls(bundle.manifest, catalog, scorer, config)
+        return rec
 
     @property
     def model_version(self) -> int:
@@ -132,20 +195,30 @@ class Recommender:
         """The items this model knows, in model-index order."""
         return self._catalog
 
+    # -- events ----------------------------------------------------------------------------
+
     def record(
         self, kind: str, item_id: str, *, quantity: float = 1, at: datetime | None = None
     ) -> None:
-        """Record a private event ("view", "cart" or "purchase"). It never leaves the device.
+        """Record a private event: "view", "cart", "purchase" or "search". It never leaves the
+        device. Once this returns, the event is durable in the store.
 
-        Unknown item ids are kept (a later model may know them) but not scored.
+        Unknown item ids are kept (a later model may know them) but not scored. While learning
+        is paused or the intent is "gift", events are dropped, not recorded.
 
         Raises:
             TypeError, ValueError: an argument is invalid; the message names it.
+            StoreFullError: the disk is full; the event was not recorded.
+            StoreError: the event could not be written.
         """
-        event = validate_event(kind, item_id, quantity, at, now=datetime.now(timezone.utc))
+        event = validate_event(kind, item_id, quantity, at, now=self._clock.now())
         with self._lock:
             self._check_open()
-            self._events.append(event)
+            if not self._learning():
+                return
+            self._state.add_event(event)
+
+    # -- recommendations -------------------------------------------------------------------
 
     def recommend(
         self,
@@ -153,16 +226,21 @@ class Recommender:
         *,
         exclude: Collection[str] = (),
         candidates: Collection[str] | None = None,
+        in_view: str | None = None,
+        now: datetime | None = None,
     ) -> list[Recommendation]:
         """The k best items for this shopper now, best first, each with its reasons.
 
-        Items already in the history are not suggested. `exclude` removes items;
-        `candidates` restricts the list to those items. Asking for more than exists returns
-        what exists.
+        Never shown: items in the history, dismissed items and their variants, the item in
+        view and its variants, and a second variant of any group. `exclude` removes items;
+        `candidates` restricts the list to those items. All of this happens before the top k,
+        so k items come back while that many remain. In "gift" intent the shopper's history
+        neither shapes nor filters the list: it is the model's popular choices (or, with
+        `in_view`, what is bought with that item).
 
         Raises:
             TypeError: k is not an int.
-            ValueError: k < 0, or both `exclude` and `candidates` are given.
+            ValueError: k < 0, both `exclude` and `candidates`, a bad `in_view` or `now`.
         """
         if isinstance(k, bool) or not isinstance(k, int):
             raise TypeError(f"k must be int, not {type(k).__name__}")
@@ -170,71 +248,178 @@ class Recommender:
             raise ValueError(f"k must be >= 0, found {k}")
         if exclude and candidates is not None:
             raise ValueError("give exclude or candidates, not both")
+        if in_view is not None:
+            check_item_id(in_view, "in_view")
+        when = self._now(now)
         with self._lock:
             self._check_open()
-            history = build_history(
-                self._events,
-                self._catalog.index,
-                self._event_weights,
-                max_items=self._config.max_history_items,
+            self._maybe_prune(when)
+            plan = self._ranker.plan(
+                when,
+                gift=self._intent == "gift",
+                exclude=exclude,
+                candidates=candidates,
+                in_view=in_view,
             )
-        excluded = self._excluded(history, exclude, candidates)
-        result = self._scorer.score(history.index, history.weight, exclude=excluded, k=k)
-        return [
-            self._explain(int(index), float(score), contributions, history)
-            for index, score, contributions in zip(
-                result.indices, result.scores, result.contributions, strict=True
+        return self._ranker.rank(plan, k)
+
+    # -- controls --------------------------------------------------------------------------
+
+    def dismiss(
+        self, item_id: str, reason: str = "not_interested", *, at: datetime | None = None
+    ) -> None:
+        """Stop suggesting an item and its variants, durably (undo with `undismiss`).
+
+        `reason="bought_elsewhere"` of a consumable also counts as a purchase (the reorder
+        clock resets), unless learning is paused or the intent is "gift".
+
+        Raises:
+            TypeError, ValueError: a bad argument; the message names it.
+            StoreError: not recorded.
+        """
+        check_item_id(item_id)
+        if reason not in DISMISS_REASONS:
+            raise ValueError(
+                f"reason must be one of {', '.join(DISMISS_REASONS)}; found {reason!r}"
             )
-        ]
+        when = self._now(at, name="at")
+        with self._lock:
+            self._check_open()
+            self._state.dismiss(item_id, reason, when, learning=self._learning())
 
-    def _excluded(
-        self,
-        history: HistoryVector,
-        exclude: Collection[str],
-        candidates: Collection[str] | None,
-    ) -> npt.NDArray[np.int64]:
-        index = self._catalog.index
-        masked = np.zeros(len(self._catalog), bool)
-        masked[history.index] = True
-        if candidates is not None:
-            allowed = np.zeros_like(masked)
-            allowed[[index[c] for c in candidates if c in index]] = True
-            masked |= ~allowed
-        masked[[index[e] for e in exclude if e in index]] = True
-        return np.flatnonzero(masked).astype(np.int64)
+    def undismiss(self, item_id: str) -> bool:
+        """Take a dismissal back (and the purchase it recorded); False if there was none.
 
-    def _explain(
-        self,
-        item_index: int,
-        score: float,
-        contributions: npt.NDArray[np.float32],
-        history: HistoryVector,
-    ) -> Recommendation:
-        entry = self._catalog.entries[item_index]
-        reasons: list[Reason] = []
-        total = float(contributions[contributions > 0].sum())
-        if total > 0:
-            for h in np.argsort(-contributions, kind="stable")[:_MAX_REASONS]:
-                if contributions[h] <= 0:
-                    break
-                source = self._catalog.entries[int(history.index[h])]
-                reasons.append(
-                    Reason(
-                        kind="history",
-                        text=f"because you {_VERB.get(history.kind[h], 'chose')} {source.title}",
-                        item_id=source.item_id,
-                        share=float(contributions[h]) / total,
-                    )
-                )
-        else:
-            reasons.append(Reason(kind="popular", text="popular with other shoppers"))
-        return Recommendation(entry.item_id, entry.title, score, tuple(reasons))
+        Raises:
+            StoreError: nothing was changed.
+        """
+        check_item_id(item_id)
+        with self._lock:
+            self._check_open()
+            return self._state.undismiss(item_id)
+
+    def pause(self) -> None:
+        """Stop learning: `record()` drops events until `resume()`. Kept across restarts.
+
+        Raises:
+            StoreError: the switch could not be saved.
+        """
+        with self._lock:
+            self._check_open()
+            self._state.set_paused(True)
+
+    def resume(self) -> None:
+        """Learn again after `pause()`.
+
+        Raises:
+            StoreError: the switch could not be saved.
+        """
+        with self._lock:
+            self._check_open()
+            self._state.set_paused(False)
+
+    @property
+    def paused(self) -> bool:
+        """True while learning is paused."""
+        return self._state.paused
+
+    @property
+    def intent(self) -> str:
+        """ "for_me" (the default) or "gift" (this session neither learns nor uses the history)."""
+        return self._intent
+
+    def set_intent(self, intent: str) -> None:
+        """Switch the session's intent; it is not saved, a new session starts "for_me".
+
+        In "gift" intent nothing is learned and the shopper's history neither shapes nor filters
+        the list. The current model has no gift-specific signal: a gift list is its popularity
+        prior, or, with `recommend(in_view=...)`, what is bought with the item in view.
+
+        Raises:
+            ValueError: not one of INTENTS.
+        """
+        if intent not in INTENTS:
+            raise ValueError(f"intent must be one of {', '.join(INTENTS)}; found {intent!r}")
+        with self._lock:
+            self._intent = intent
+
+    def context(self, now: datetime | None = None) -> LocalContext:
+        """The local time and time zone of a request (context features; unused by this model)."""
+        return local_context(self._now(now))
+
+    # -- the shopper's data ----------------------------------------------------------------
+
+    def export_data(self, now: datetime | None = None) -> str:
+        """Everything held about the shopper, as readable JSON: events, dismissals, settings,
+        and the network ledger.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        when = self._now(now)
+        with self._lock:
+            self._check_open()
+            return json.dumps(self._state.export(when), indent=2, ensure_ascii=False)
+
+    def forget(self, item_id: str | None = None) -> None:
+        """Erase one item's events and dismissal, or (None) every event, dismissal and ledger
+        entry. Erased records are overwritten in the file and the WAL is truncated.
+
+        Raises:
+            TypeError, ValueError: a bad `item_id`.
+            StoreError: nothing was erased.
+        """
+        if item_id is not None:
+            check_item_id(item_id)
+        with self._lock:
+            self._check_open()
+            self._state.forget(item_id)
+
+    def network_ledger(self) -> list[LedgerEntry]:
+        """Every network request made through `ledger_fetcher()`: URL, bytes, time, outcome.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        with self._lock:
+            self._check_open()
+            return NetworkLedger(self._store).entries()
+
+    def ledger_fetcher(self, inner: Fetcher | None = None) -> LedgerFetcher:
+        """A fetcher for the `Updater` that writes each request into this shopper's ledger."""
+        return LedgerFetcher(inner or HttpFetcher(), NetworkLedger(self._store), clock=self._clock)
+
+    # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Forget the in-memory history and release the model."""
+        """Close the store (if this Recommender opened it) and forget the in-memory state."""
         with self._lock:
-            self._events.clear()
+            if self._closed:
+                return
             self._closed = True
+            if self._owns_store:
+                self._store.close()
+
+    def _learning(self) -> bool:
+        return self._intent == "for_me" and not self._state.paused
+
+    def _maybe_prune(self, now: datetime) -> None:
+        if self._last_prune is not None and now - self._last_prune < _PRUNE_EVERY:
+            return
+        self._last_prune = now
+        try:
+            self._state.prune(now, self._config.interest)
+        except StoreError:
+            logger.warning("retention pruning failed; expired events stay until the next try")
+
+    def _now(self, now: datetime | None, *, name: str = "now") -> datetime:
+        if now is None:
+            return self._clock.now()
+        if not isinstance(now, datetime):
+            raise TypeError(f"{name} must be a datetime or None, not {type(now).__name__}")
+        if now.utcoffset() is None:
+            raise ValueError(f"{name} must be timezone-aware")
+        return now
 
     def _check_open(self) -> None:
         if self._closed:

@@ -1,13 +1,25 @@
 """Step "fetch/verify/install": bring a newer bundle from the service onto the device, safely.
 
-1. download the manifest and its signature under size caps (the same URLs for every device);
-2. verify them (`verify_manifest`): signature, format, newer version, not expired;
-3. download every listed file by its sha256 under its listed size, and check it;
-4. write it all into a temporary directory beside the installed bundles, fsync, `os.replace`
-   it into place, then atomically move the `current` pointer.
+With a `trusted_root` (the registry's TUF root metadata, shipped with the app):
+
+1. refresh the TUF metadata with python-tuf's ngclient (`tuf_client.py`): root rotations,
+   timestamp, snapshot, targets, each signed by a threshold of trusted keys, unexpired and
+   never older than what this device has seen;
+2. look up `<channel>/manifest.json` in the signed targets; if it is the installed one, stop;
+3. download the manifest and its signature as TUF targets (length and sha256 signed) and verify
+   the bundle's own signature, format, newer version and expiry (`verify_manifest`);
+4. download every file the manifest lists as a TUF target; the signed targets and the signed
+   manifest must agree on its size and sha256, and both are checked;
+5. fsync it all in a temporary directory beside the installed bundles, `os.replace` it into
+   place, then atomically move the `current` pointer.
+
+Without a `trusted_root` the updater falls back to the bundle's own signed manifest alone
+(`/v1/channels/<channel>/manifest.json`, `.sig`, then `/v1/blobs/<sha256>`): signature, version,
+expiry and hashes hold, but not TUF's key rotation, thresholds or mix-and-match protection.
 
 A failure at any step raises and leaves the last good bundle installed and in use. Requests
-carry no cookies, credentials, Referer or identifiers: only a fixed User-Agent.
+carry no cookies, credentials, Referer or identifiers: only a fixed User-Agent. One update has a
+total deadline and every download a size cap.
 """
 
 from __future__ import annotations
@@ -20,47 +32,72 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from ._crypto import PublicKeyLike
+from ._crypto import PublicKeyLike, sha256_hex
 from .bundle import MANIFEST_FILE, SIGNATURE_FILE, load_trusted_keys, read_bundle
-from .errors import BundleError, FetchError
-from .verify import MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, verify_file, verify_manifest
+from .errors import BundleError, DigestMismatchError, FetchError, HttpStatusError
+from .tuf_client import TufView, read_trusted_root
+from .verify import (
+    MAX_MANIFEST_BYTES,
+    MAX_SIGNATURE_BYTES,
+    Manifest,
+    verify_file,
+    verify_manifest,
+)
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "facetwo-sdk"
 """The same for every device and version: it identifies nobody."""
 _POINTER = "current.json"
+_TUF_DIR = "tuf"
 
 
 class Fetcher(Protocol):
     """Fetches public bytes. Implementations must send nothing that identifies the device."""
 
     def fetch(self, url: str, *, max_bytes: int) -> bytes:
-        """GET `url`; raise FetchError on failure or when the body exceeds `max_bytes`."""
+        """GET `url`; raise FetchError on failure or when the body exceeds `max_bytes`.
+
+        An HTTP error status should raise `HttpStatusError` (a `FetchError`) with the status:
+        the TUF client reads a 404 for the next root version as "no newer root".
+        """
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class UpdaterConfig:
-    """Caps and deadlines of one update."""
+    """Caps and deadlines of one update.
+
+    Attributes:
+        max_file_bytes: Largest bundle file accepted.
+        timeout_seconds: Deadline of each HTTP request of the default fetcher.
+        keep_bundles: Installed bundles kept (the current one and the last good ones).
+        deadline_seconds: Total time one update may take, all downloads included.
+    """
 
     max_file_bytes: int = 512 * 1024 * 1024
     timeout_seconds: float = 30.0
     keep_bundles: int = 2
+    deadline_seconds: float = 600.0
 
     def __post_init__(self) -> None:
+        """Raises: ValueError naming the field that is out of range."""
         if self.max_file_bytes < 1:
             raise ValueError(f"max_file_bytes must be >= 1, found {self.max_file_bytes}")
         if not 0 < self.timeout_seconds <= 3600:
             raise ValueError(f"timeout_seconds must be in (0, 3600], found {self.timeout_seconds}")
         if self.keep_bundles < 1:
             raise ValueError(f"keep_bundles must be >= 1, found {self.keep_bundles}")
+        if not 0 < self.deadline_seconds <= 86_400:
+            raise ValueError(
+                f"deadline_seconds must be in (0, 86400], found {self.deadline_seconds}"
+            )
 
 
 class HttpFetcher:
@@ -83,7 +120,8 @@ class HttpFetcher:
         """GET `url` within the deadline and `max_bytes`.
 
         Raises:
-            FetchError: network failure, non-200 status, timeout, or a body over `max_bytes`.
+            HttpStatusError: the server answered with an error status.
+            FetchError: network failure, timeout, or a body over `max_bytes`.
         """
         if not url.startswith(("http://", "https://")):
             raise FetchError(f"refusing to fetch {url!r}: only http(s) URLs")
@@ -109,7 +147,8 @@ class HttpFetcher:
                         raise FetchError(f"{url}: body over the cap of {max_bytes} bytes")
                 return b"".join(chunks)
         except urllib.error.HTTPError as exc:
-            raise FetchError(f"{url}: HTTP {exc.code}") from exc
+            exc.close()
+            raise HttpStatusError(f"{url}: HTTP {exc.code}", exc.code) from exc
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise FetchError(f"failed to fetch {url}: {exc}") from exc
 
@@ -132,16 +171,36 @@ class Updater:
         install_dir: Path | str,
         *,
         trusted_keys: Sequence[PublicKeyLike],
+        trusted_root: bytes | str | os.PathLike[str] | None = None,
         channel: str = "stable",
         fetcher: Fetcher | None = None,
         config: UpdaterConfig | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Set up an updater (nothing is fetched yet).
+
+        Args:
+            server_url: The registry service, e.g. ``https://models.example.com``.
+            install_dir: Where bundles, the `current` pointer and the TUF cache live.
+            trusted_keys: Public keys of the bundle manifest's signers (`signing.pub`).
+            trusted_root: The registry's TUF `root.json` (bytes or a path), shipped with the
+                app; None uses the signed manifest alone (see the module docstring).
+            channel: The channel to follow (`stable`, `beta`, ...).
+            fetcher: The network; an `HttpFetcher` when None.
+            config: Caps and deadlines.
+            monotonic: The clock of the total deadline (tests pass a fake one).
+
+        Raises:
+            ValueError, TypeError: A key or the trusted root is unusable.
+        """
         self._base = server_url.rstrip("/")
         self._dir = Path(install_dir)
         self._keys = load_trusted_keys(trusted_keys)
+        self._root = None if trusted_root is None else read_trusted_root(trusted_root)
         self._channel = channel
         self._config = config or UpdaterConfig()
         self._fetcher = fetcher or HttpFetcher(timeout_seconds=self._config.timeout_seconds)
+        self._monotonic = monotonic
 
     def current_bundle_dir(self) -> Path | None:
         """The installed bundle's directory, or None before the first successful update."""
@@ -170,10 +229,71 @@ class Updater:
         """Fetch, verify and install the channel's latest bundle if it is newer.
 
         Raises:
-            FetchError: a download failed; the installed bundle stays.
-            BundleError: the offered bundle failed a check; the installed bundle stays.
+            FetchError: a download failed, was oversized or ran past the deadline; the
+                installed bundle stays.
+            BundleError: the metadata or the bundle failed a check (`SignatureError`,
+                `RollbackError`, `ExpiredBundleError`, `DigestMismatchError`, `MetadataError`,
+                `FormatError`); the installed bundle stays.
         """
         now = now or datetime.now(timezone.utc)
+        if self._root is not None:
+            return self._update_with_tuf(now)
+        return self._update_from_manifest(now)
+
+    def _update_with_tuf(self, now: datetime) -> UpdateResult:
+        view = TufView(
+            self._base,
+            self._dir / _TUF_DIR,
+            self._root or b"",
+            self._fetcher,
+            now=now,
+            deadline_seconds=self._config.deadline_seconds,
+            monotonic=self._monotonic,
+        )
+        view.refresh()
+        manifest_info = view.target(f"{self._channel}/{MANIFEST_FILE}")
+        signature_info = view.target(f"{self._channel}/{SIGNATURE_FILE}")
+        if manifest_info is None or signature_info is None:
+            raise FetchError(f"channel {self._channel!r} has no release in the update metadata")
+        current = self.current_bundle_dir()
+        if current is not None and _file_sha256(current / MANIFEST_FILE) == (
+            manifest_info.hashes.get("sha256")
+        ):
+            manifest = verify_manifest(
+                (current / MANIFEST_FILE).read_bytes(),
+                (current / SIGNATURE_FILE).read_bytes(),
+                self._keys,
+                now=now,
+            )
+            return UpdateResult(manifest.model_version, changed=False, bundle_dir=current)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self._dir))
+        try:
+            manifest = verify_manifest(
+                view.download(manifest_info, staging / MANIFEST_FILE),
+                view.download(signature_info, staging / SIGNATURE_FILE),
+                self._keys,
+                now=now,
+                installed_version=self.installed_version(now=now),
+            )
+            for name, entry in manifest.files.items():
+                info = view.target(f"{self._channel}/{name}")
+                if info is None or (info.length, info.hashes.get("sha256")) != (
+                    entry.size,
+                    entry.sha256,
+                ):
+                    raise DigestMismatchError(
+                        f"file {name!r}: the update metadata and the signed manifest disagree"
+                    )
+                if entry.size > self._config.max_file_bytes:
+                    raise FetchError(f"file {name!r} is {entry.size} bytes, over the cap")
+                verify_file(manifest, name, view.download(info, staging / name))
+            return self._install_staged(staging, manifest)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _update_from_manifest(self, now: datetime) -> UpdateResult:
         base = f"{self._base}/v1/channels/{self._channel}"
         manifest_bytes = self._fetcher.fetch(
             f"{base}/{MANIFEST_FILE}", max_bytes=MAX_MANIFEST_BYTES
@@ -204,13 +324,7 @@ class Updater:
             verify_file(manifest, name, data)
             files[name] = data
         files[MANIFEST_FILE], files[SIGNATURE_FILE] = manifest_bytes, signature_bytes
-        target = self._install(files, f"v{manifest.model_version}-{manifest.digest[:12]}")
-        logger.info("installed bundle v%d (%s)", manifest.model_version, manifest.digest[:12])
-        return UpdateResult(manifest.model_version, changed=True, bundle_dir=target)
-
-    def _install(self, files: dict[str, bytes], name: str) -> Path:
         self._dir.mkdir(parents=True, exist_ok=True)
-        target = self._dir / name
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self._dir))
         try:
             for file_name, data in files.items():
@@ -218,15 +332,22 @@ class Updater:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-            self._write_pointer(name)
+            return self._install_staged(staging, manifest)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+
+    def _install_staged(self, staging: Path, manifest: Manifest) -> UpdateResult:
+        """Move a complete, fsynced staging directory into place and point `current` at it."""
+        name = f"v{manifest.model_version}-{manifest.digest[:12]}"
+        target = self._dir / name
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+        self._write_pointer(name)
         self._prune(keep=name)
-        return target
+        logger.info("installed bundle v%d (%s)", manifest.model_version, manifest.digest[:12])
+        return UpdateResult(manifest.model_version, changed=True, bundle_dir=target)
 
     def _write_pointer(self, name: str) -> None:
         tmp = self._dir / f".{_POINTER}.tmp"
@@ -245,3 +366,12 @@ class Updater:
         survivors = [p for p in bundles if p.name == keep] + [p for p in bundles if p.name != keep]
         for old in survivors[self._config.keep_bundles :]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _file_sha256(path: Path) -> str | None:
+    """The sha256 of a small file (an installed manifest), or None if it cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            return sha256_hex(handle.read(MAX_MANIFEST_BYTES + 1))
+    except OSError:
+        return None

@@ -39,7 +39,7 @@ def check_parity(
     histories: Sequence[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]],
     *,
     k: int = 20,
-    atol: float = 5e-2,
+    atol: float = 3e-2,
     min_overlap: float = 0.9,
 ) -> ParityReport:
     """Score `histories` with both and fail when they disagree.

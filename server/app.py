@@ -1,8 +1,10 @@
-"""Application factory of the registry service (the public download step of the data flow).
+"""Application factory of the registry service (publish and the public download step).
 
 ``create_app(config)`` wires a Flask app to a :class:`~server.registry.Registry` opened on
-``config.data_dir``. All state lives on disk, so any number of worker processes built from the
-same config serve the same answers.
+``config.data_dir`` (with the online signing keys of ``config.keys_dir``): the public routes
+(:mod:`server.routes`), the admin API (:mod:`server.admin`, bearer tokens), ``/openapi.json``
+and a job runner for training. All state lives on disk, so any number of worker processes built
+from the same config serve the same answers.
 
 Guarantees for every response:
 
@@ -10,8 +12,9 @@ Guarantees for every response:
   unhandled (500), are rendered by one handler as ``{"error": {"code", "message"}}`` and never
   expose internals.
 - No cookies and no sessions: no secret key is set and any ``Set-Cookie`` is stripped.
-- Request bodies larger than ``config.max_request_bytes`` are refused with 413, before a route
-  runs.
+- Request bodies larger than ``config.max_request_bytes`` (``config.max_upload_bytes`` for the
+  two upload routes) are refused with 413 from their ``Content-Length``, before a route runs or
+  a byte of the body is read; streamed bodies are cut off at the same limit.
 - Client addresses are logged only when ``config.log_client_addresses`` is true.
 """
 
@@ -19,14 +22,27 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from datetime import datetime, timezone
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from server import routes
+from server.admin import (
+    CLOCK_EXTENSION,
+    JOBS_EXTENSION,
+    UPLOAD_ENDPOINTS,
+    UPLOAD_LIMIT_EXTENSION,
+    admin,
+)
+from server.auth import HASHES_EXTENSION
 from server.config import ServerConfig
 from server.errors import ApiError
+from server.jobs import JobRunner
+from server.openapi import openapi_document
 from server.registry import Registry
+from server.tuf_repo import OnlineKeys
 
 __all__ = ["CONFIG_EXTENSION", "create_app"]
 
@@ -41,14 +57,18 @@ _SECURITY_HEADERS = {
 }
 
 
-def create_app(config: ServerConfig | None = None) -> Flask:
+def create_app(
+    config: ServerConfig | None = None, *, clock: Callable[[], datetime] | None = None
+) -> Flask:
     """Build the registry service.
 
     Args:
         config: Service settings; read from ``FACETWO_*`` environment variables when None.
+        clock: Returns the current time for admin actions (signing, expiry checks); the
+            system clock when None. Tests pass a fixed one.
 
     Returns:
-        A Flask app serving the public routes of :mod:`server.routes`.
+        A Flask app serving the public routes, the admin API and ``/openapi.json``.
 
     Raises:
         ValueError: ``config`` is None and the environment does not hold a valid config.
@@ -60,8 +80,22 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)  # no static route: only the API
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.extensions[CONFIG_EXTENSION] = config
-    app.extensions[routes.REGISTRY_EXTENSION] = Registry(config.data_dir)
+    keys = (
+        None
+        if config.keys_dir is None
+        else OnlineKeys(config.keys_dir, passphrase=config.keys_passphrase)
+    )
+    registry = Registry(config.data_dir, keys=keys, lifetimes=config.lifetimes)
+    app.extensions[routes.REGISTRY_EXTENSION] = registry
+    app.extensions[HASHES_EXTENSION] = config.admin_token_sha256
+    app.extensions[UPLOAD_LIMIT_EXTENSION] = config.max_upload_bytes
+    now = clock or (lambda: datetime.now(timezone.utc))
+    app.extensions[CLOCK_EXTENSION] = now
+    app.extensions[JOBS_EXTENSION] = JobRunner(registry, max_workers=config.job_workers, clock=now)
     app.register_blueprint(routes.public)
+    app.register_blueprint(admin)
+    document = openapi_document()
+    app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
     # One handler for everything: unhandled exceptions reach it as InternalServerError.
     app.register_error_handler(HTTPException, _render_error)
     app.register_error_handler(ApiError, _render_error)
@@ -69,6 +103,8 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     @app.before_request
     def refuse_oversized_body() -> None:
         # Public routes never read a body, so Flask alone would not enforce the limit.
+        if request.endpoint in UPLOAD_ENDPOINTS:
+            request.max_content_length = config.max_upload_bytes
         limit = request.max_content_length
         if limit is not None and (request.content_length or 0) > limit:
             raise RequestEntityTooLarge(f"request bodies are limited to {limit} bytes")
@@ -100,6 +136,7 @@ def _render_error(error: Exception) -> Response:
     headers: list[tuple[str, str]] = []
     if isinstance(error, ApiError):
         status, code, message = error.status_code, error.code, error.message
+        headers = list(error.headers.items())
     elif isinstance(error, HTTPException):
         status = error.code or 500
         code = _snake_case(error.name)

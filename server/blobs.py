@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from server.errors import ServerError
+from server.errors import PayloadTooLargeError, ServerError
 
 __all__ = ["BlobStore", "is_sha256_hex"]
 
@@ -193,6 +193,65 @@ class BlobStore:
                 raise
         logger.debug("stored blob %s (%d bytes) from %s", digest[:12], size, path.name)
         return digest
+
+    def put_stream(
+        self, source: BinaryIO, *, max_bytes: int, expected_sha256: str | None = None
+    ) -> tuple[str, int]:
+        """Store everything read from ``source`` (an upload), refusing more than ``max_bytes``.
+
+        Args:
+            source: A readable binary stream; read in chunks until it ends.
+            max_bytes: The largest blob accepted; reading stops at the first byte past it.
+            expected_sha256: When given, the bytes must have this digest.
+
+        Returns:
+            ``(sha256 hex, size in bytes)`` of the stored blob.
+
+        Raises:
+            ValueError: ``max_bytes`` < 0 or ``expected_sha256`` is malformed.
+            PayloadTooLargeError: The stream holds more than ``max_bytes``; nothing is stored.
+            ServerError: The digest differs from ``expected_sha256``; nothing is stored.
+            OSError: The blob cannot be written.
+        """
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes: must be >= 0, got {max_bytes}")
+        if expected_sha256 is not None and not is_sha256_hex(expected_sha256):
+            raise ValueError(f"expected_sha256: not a sha256 digest: {expected_sha256!r}")
+        temp_path, out = _create_temp(self._objects)
+        try:
+            with out:
+                hasher, size = hashlib.sha256(), 0
+                while chunk := source.read(_CHUNK_BYTES):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise PayloadTooLargeError(
+                            f"upload is larger than the limit of {max_bytes}"
+                        )
+                    hasher.update(chunk)
+                    out.write(chunk)
+                digest = hasher.hexdigest()
+                if expected_sha256 is not None and digest != expected_sha256:
+                    raise ServerError(
+                        f"upload: sha256 mismatch: expected {expected_sha256}, found {digest}"
+                    )
+                _flush_to_disk(out)
+            final = self.path_for(digest)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            _install(temp_path, final)
+        except BaseException:
+            _discard(temp_path)
+            raise
+        logger.debug("stored uploaded blob %s (%d bytes)", digest[:12], size)
+        return digest, size
+
+    def size(self, digest: str) -> int:
+        """Return a stored blob's size in bytes.
+
+        Raises:
+            ValueError: ``digest`` is malformed.
+            FileNotFoundError: No such blob.
+        """
+        return self.path_for(digest).stat().st_size
 
 
 def _copy_checked(

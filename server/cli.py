@@ -24,21 +24,14 @@ from .training import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_BUILT = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _PASSPHRASE_ENV = "FACETWO_SIGNING_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
-_NOT_BUILT = {
-    "evaluate": "offline quality evaluation (issue #7)",
-    "evaluate-reorder": "reorder-timing evaluation (issue #5)",
-    "publish": "upload to a running service over its admin API (issue #3)",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in _NOT_BUILT:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -81,26 +74,67 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--signing-key", type=Path, required=True, help="signing.key from keygen")
     build.add_argument("--out", type=Path, required=True, help="bundle directory to create")
     build.add_argument("--model-version", type=int, help="release number (default: UTC time)")
-    build.add_argument("--neighbors", type=int, default=32, help="weights kept per item")
+    build.add_argument(
+        "--form",
+        choices=("auto", "sparse", "low-rank"),
+        default="auto",
+        help="model form (default: the validation split chooses)",
+    )
     build.add_argument("--valid-days", type=int, default=90, help="days until the bundle expires")
     build.set_defaults(handler=_build)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="offline quality through the client SDK, beside baselines"
+    )
+    evaluate.add_argument("--interactions", type=Path, required=True, help="interactions CSV")
+    evaluate.add_argument("--protocol", choices=("strong", "temporal"), default="strong")
+    evaluate.add_argument("--k", type=int, default=20, help="list length (10 is also reported)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the held-out users")
+    evaluate.add_argument("--json", type=Path, help="write the metrics as JSON here")
+    evaluate.set_defaults(handler=_evaluate)
 
     serve = sub.add_parser("serve", help="run the registry service under waitress")
     serve.add_argument("--data-dir", type=Path, required=True, help="registry data directory")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     serve.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    serve.add_argument(
+        "--keys-dir", type=Path, help="online signing keys (default: $FACETWO_KEYS_DIR)"
+    )
     serve.set_defaults(handler=_serve)
 
-    for name, what in _NOT_BUILT.items():
-        stub = sub.add_parser(name, help=f"not built yet: {what}", add_help=False)
-        stub.set_defaults(handler=_not_built)
+    reorder = sub.add_parser(
+        "evaluate-reorder", help="reorder-timing quality beside baselines (EVALUATION.md §2)"
+    )
+    reorder.add_argument("--interactions", type=Path, required=True, help="interactions CSV")
+    reorder.add_argument("--catalog", type=Path, help="catalog CSV (categories for the priors)")
+    reorder.add_argument("--horizon-days", type=int, default=30, help="window H (default 30)")
+    reorder.add_argument("--min-buyers", type=int, default=10, help="k-anonymity of priors")
+    reorder.add_argument("--json", type=Path, help="also write the metrics as JSON here")
+    reorder.set_defaults(handler=_evaluate_reorder)
+
+    publish = sub.add_parser("publish", help="upload and release a bundle on a running service")
+    publish.add_argument("--bundle", type=Path, required=True, help="bundle directory")
+    publish.add_argument("--server", required=True, help="service URL, e.g. http://127.0.0.1:8080")
+    publish.add_argument("--channel", default="stable", help="channel (default stable)")
+    publish.set_defaults(handler=_publish)
+
+    keys = sub.add_parser("keys", help="create or rotate the registry's signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = keys_sub.add_parser("create", help="create all keys and install TUF root v1")
+    rotate = keys_sub.add_parser("rotate", help="replace a role's keys: root v(N+1)")
+    for action in (create, rotate):
+        action.add_argument("--keys-dir", type=Path, required=True, help="the keys directory")
+        action.add_argument("--data-dir", type=Path, required=True, help="registry data directory")
+        action.add_argument("--root-keys", type=int, help="how many root keys (create: 1)")
+        action.add_argument("--root-threshold", type=int, help="root signatures needed (1)")
+    rotate.add_argument(
+        "--role", required=True, choices=["root", "targets", "snapshot", "timestamp"]
+    )
+    create.set_defaults(handler=_keys_create)
+    rotate.set_defaults(handler=_keys_rotate)
+
     return parser
-
-
-def _not_built(args: argparse.Namespace) -> int:
-    print(f"facetwo {args.command}: not built yet ({_NOT_BUILT[args.command]})", file=sys.stderr)
-    return EXIT_NOT_BUILT
 
 
 def _passphrase() -> bytes | None:
@@ -128,7 +162,7 @@ def _build(args: argparse.Namespace) -> int:
         signing_keys=[key],
         catalog_path=args.catalog,
         model_version=args.model_version,
-        config=TrainingConfig(neighbors=args.neighbors),
+        config=_training_config(args),
         valid_for=timedelta(days=args.valid_days),
         progress=lambda message: print(message, file=sys.stderr),
     )
@@ -139,16 +173,116 @@ def _build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from .data import load_interactions
+    from .evaluation import evaluate, write_json
+
+    if args.k < 1:
+        raise ValueError(f"--k must be >= 1, found {args.k}")
+    report = evaluate(
+        load_interactions(args.interactions),
+        protocol=args.protocol,
+        ks=sorted({10, args.k}),
+        seed=args.seed,
+        progress=lambda message: print(message, file=sys.stderr),
+    )
+    print(report.table())
+    if args.json is not None:
+        write_json(report, args.json)
+    return EXIT_OK
+
+
+def _training_config(args: argparse.Namespace) -> TrainingConfig:
+    forms = ("sparse", "low-rank") if args.form == "auto" else (args.form,)
+    return TrainingConfig(forms=forms)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .config import ServerConfig
+    from .jobs import MetadataRefresher
+    from .routes import current_registry
     from .wsgi import serve_forever
 
-    config = ServerConfig(data_dir=args.data_dir)
+    environ = {**os.environ, "FACETWO_DATA_DIR": str(args.data_dir)}
+    if args.keys_dir is not None:
+        environ["FACETWO_KEYS_DIR"] = str(args.keys_dir)
+    app = create_app(ServerConfig.from_env(environ=environ))
+    with app.app_context():
+        refresher = MetadataRefresher(current_registry()).start()
     print(
         f"serving {args.data_dir} on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr
     )
-    serve_forever(create_app(config), host=args.host, port=args.port, threads=args.threads)
+    try:
+        serve_forever(app, host=args.host, port=args.port, threads=args.threads)
+    finally:
+        refresher.stop()
+    return EXIT_OK
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from .auth import TOKEN_ENV
+    from .publish_client import publish_bundle_over_http
+
+    token = os.environ.get(TOKEN_ENV, "").split(",")[0].strip()
+    if not token:
+        raise ValueError(f"{TOKEN_ENV} must hold an admin token")
+    release = publish_bundle_over_http(args.bundle, args.server, token=token, channel=args.channel)
+    print(f"published v{release['model_version']} on {release['channel']}")
+    return EXIT_OK
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from .keys import create_keys, key_registry
+
+    done = create_keys(
+        args.keys_dir,
+        key_registry(args.keys_dir, args.data_dir, passphrase=_passphrase()),
+        root_keys=args.root_keys or 1,
+        root_threshold=args.root_threshold or 1,
+        passphrase=_passphrase(),
+    )
+    print(f"root v{done.root_version}: {done.root_path} (ship it in apps as their trust anchor)")
+    print(f"root keys:   {args.keys_dir / 'offline'} (move them offline)")
+    print(f"online keys: {args.keys_dir / 'online'} (serve --keys-dir); bundle key signing.pub")
+    return EXIT_OK
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    from .keys import key_registry, rotate_keys
+
+    done = rotate_keys(
+        args.keys_dir,
+        key_registry(args.keys_dir, args.data_dir, passphrase=_passphrase()),
+        args.role,
+        root_keys=args.root_keys,
+        root_threshold=args.root_threshold,
+        passphrase=_passphrase(),
+    )
+    print(f"rotated {args.role}: root v{done.root_version} written to {done.root_path}")
+    for path in done.retired:
+        print(f"retired {path}")
+    return EXIT_OK
+
+
+def _evaluate_reorder(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluation_reorder import evaluate_reorder, format_report
+    from .reorder import PriorConfig
+
+    if not 1 <= args.horizon_days <= 366:
+        raise ValueError(f"--horizon-days must be in [1, 366], found {args.horizon_days}")
+    report = evaluate_reorder(
+        args.interactions,
+        catalog_path=args.catalog,
+        horizon_days=args.horizon_days,
+        prior_config=PriorConfig(min_buyers=args.min_buyers),
+        progress=lambda message: print(message, file=sys.stderr),
+    )
+    print(format_report(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     return EXIT_OK
 
 

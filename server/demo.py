@@ -6,6 +6,7 @@ device:  fetch -> verify -> record private events -> recommend with reasons -> r
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import sys
 import tempfile
@@ -17,15 +18,19 @@ from typing import TextIO
 
 from client_sdk import Recommender, Updater
 from client_sdk.bundle import MODEL_FILE, BundleCatalog
-from client_sdk.errors import BundleError
+from client_sdk.errors import BundleError, HttpStatusError
 from client_sdk.updater import HttpFetcher
 from model_export.signing import load_private_key, write_key_pair
 
 from .app import create_app
+from .auth import hash_token
 from .config import ServerConfig
+from .keys import create_keys, online_keys_dir
 from .pipeline import build_bundle
+from .publish_client import publish_bundle_over_http
 from .registry import Registry
 from .sample_store import generate_sample_store
+from .tuf_repo import OnlineKeys
 from .wsgi import start_service
 
 
@@ -34,11 +39,15 @@ class _LoggingFetcher:
 
     def __init__(self, inner: HttpFetcher) -> None:
         self._inner = inner
-        self.requests: list[tuple[str, int]] = []
+        self.requests: list[tuple[str, str]] = []
 
     def fetch(self, url: str, *, max_bytes: int) -> bytes:
-        data = self._inner.fetch(url, max_bytes=max_bytes)
-        self.requests.append((url, len(data)))
+        try:
+            data = self._inner.fetch(url, max_bytes=max_bytes)
+        except HttpStatusError as exc:
+            self.requests.append((url, f"HTTP {exc.status_code}"))
+            raise
+        self.requests.append((url, f"{len(data):,} bytes"))
         return data
 
 
@@ -87,41 +96,59 @@ def run_demo(*, workdir: Path | None = None, out: TextIO | None = None) -> int:
         n.say(f"interactions: {shop.interactions}")
         n.say(f"catalog:      {shop.catalog}")
 
-        n.step("Backend: creating an Ed25519 signing key")
-        keys = write_key_pair(root / "keys")
-        n.say(f"public key {keys.public_key.name} (id {keys.key_id[:16]}) is what devices trust")
+        n.step("Backend: creating the signing keys (bundle key + TUF root and online roles)")
+        online = online_keys_dir(root / "keys")
+        registry = Registry(root / "registry", keys=OnlineKeys(online))
+        keys = create_keys(root / "keys", registry)
+        public_key = online / "signing.pub"
+        n.say(f"bundle key {public_key.name}: devices trust it for the bundle's own signature")
+        n.say(f"TUF root v{keys.root_version} ({keys.root_path.name}): the app's trust anchor")
 
         n.step("Backend: training on pseudonymous logs, exporting to ONNX, signing the bundle")
         report = build_bundle(
             shop.interactions,
             root / "bundle",
-            signing_keys=[load_private_key(keys.private_key)],
+            signing_keys=[load_private_key(online / "signing.key")],
             catalog_path=shop.catalog,
             model_version=1,
             progress=n.say,
         )
 
-        n.step("Backend: publishing the bundle and serving it on loopback")
-        Registry(root / "registry").publish_bundle(report.bundle_dir, channel="stable")
-        app = create_app(ServerConfig(data_dir=root / "registry"))
-        with start_service(app) as service:
+        n.step("Backend: serving the registry on loopback and publishing over its admin API")
+        token = secrets.token_urlsafe(32)  # the admin's bearer token; only its hash is kept
+        config = ServerConfig(
+            data_dir=root / "registry",
+            keys_dir=online,
+            admin_token_sha256=frozenset({hash_token(token)}),
+        )
+        with start_service(create_app(config)) as service:
             n.say(f"registry service (waitress) at {service.url}")
-            n.step("Device: downloading and verifying the bundle (no identifiers sent)")
+            release = publish_bundle_over_http(report.bundle_dir, service.url, token=token)
+            n.say(
+                f"published v{release['model_version']} on {release['channel']}: files uploaded "
+                "by sha256, then released with freshly signed TUF metadata in one transaction"
+            )
+            n.step("Device: updating through TUF (python-tuf ngclient; no identifiers sent)")
             fetcher = _LoggingFetcher(HttpFetcher())
             updater = Updater(
-                service.url, root / "device", trusted_keys=[keys.public_key], fetcher=fetcher
+                service.url,
+                root / "device",
+                trusted_keys=[public_key],
+                trusted_root=keys.root_path,
+                fetcher=fetcher,
             )
             result = updater.update()
-            for url, size in fetcher.requests:
-                n.say(f"GET {url.removeprefix(service.url)}  ({size:,} bytes)")
+            for url, answer in fetcher.requests:
+                n.say(f"GET {url.removeprefix(service.url)}  ({answer})")
             n.say("the same requests for every device: no id, cookie, history or per-user URL")
             n.say(
-                f"installed model v{result.installed_version}: signature, expiry, sizes and "
-                "sha256 of every file checked before anything was parsed"
+                f"installed model v{result.installed_version}: TUF signatures, versions and "
+                "expiry, the bundle's own signature, and the size and sha256 of every file checked "
+                "before anything was parsed"
             )
         n.say("service stopped")
-        _device_session(n, result.bundle_dir, keys.public_key)
-        _tampering(n, result.bundle_dir, root, keys.public_key)
+        _device_session(n, result.bundle_dir, public_key)
+        _tampering(n, result.bundle_dir, root, public_key)
         n.step(f"Done in {n.elapsed():.1f}s. Nothing the shopper did left the device.")
     return 0
 

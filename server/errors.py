@@ -15,11 +15,30 @@ class TrainingError(ServerError):
     """Training cannot proceed with the data given (for example: no interactions left)."""
 
 
+class NotFoundError(ServerError):
+    """A named thing (channel, release, dataset, job, metadata version) does not exist."""
+
+
+class ConflictError(ServerError):
+    """The request contradicts the stored state (for example: a version that is not newer)."""
+
+
+class PayloadTooLargeError(ServerError):
+    """An upload is larger than its limit; nothing was stored."""
+
+
+class KeyMaterialError(ServerError):
+    """Signing keys are missing, unreadable, or not the ones the trusted root names."""
+
+
 class ApiError(ServerError):
     """An HTTP error rendered as {"error": {"code", "message"}}."""
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
+    def __init__(
+        self, status_code: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.message = message
+        self.headers = dict(headers or {})

@@ -17,6 +17,10 @@ from typing import Any
 import waitress
 from flask import Flask
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.task import WSGITask
+
+from server.admin import UPLOAD_LIMIT_EXTENSION
 
 __all__ = ["ServiceHandle", "serve_forever", "start_service"]
 
@@ -175,8 +179,13 @@ def _create_server(app: Flask, *, host: str, port: int, threads: int, allow_publ
         raise ValueError(f"port: must be between 0 and 65535, got {port}")
     if not 1 <= threads <= 1024:
         raise ValueError(f"threads: must be between 1 and 1024, got {threads}")
-    max_body = app.config.get("MAX_CONTENT_LENGTH") or _DEFAULT_MAX_REQUEST_BYTES
-    return waitress.create_server(
+    # waitress refuses larger bodies from their Content-Length before reading them; the app
+    # then applies the per-route limit (uploads may be larger than other requests).
+    max_body = max(
+        int(app.config.get("MAX_CONTENT_LENGTH") or _DEFAULT_MAX_REQUEST_BYTES),
+        int(app.extensions.get(UPLOAD_LIMIT_EXTENSION) or 0),
+    )
+    server = waitress.create_server(
         app,
         host="127.0.0.1" if host == "localhost" else host,
         port=port,
@@ -184,6 +193,30 @@ def _create_server(app: Flask, *, host: str, port: int, threads: int, allow_publ
         max_request_body_size=int(max_body),
         ident="facetwo",
     )
+    server.channel_class = _KeepAliveChannel  # this server only; waitress itself is unchanged
+    return server
+
+
+class _KeepAliveTask(WSGITask):  # type: ignore[misc]
+    """waitress 3 closes an HTTP/1.1 connection after every 304, because werkzeug (rightly)
+    sends it without a Content-Length. A 304 never has a body, so the connection can stay open:
+    devices and caches revalidating ``timestamp.json`` would otherwise pay a new TCP (and TLS)
+    handshake per check. Every other reason to close (the client asked, an error) still holds.
+    """
+
+    def set_close_on_finish(self) -> None:
+        keep_open = (
+            self.status.startswith("304")
+            and self.version == "1.1"
+            and not self.wrote_header
+            and self.request.headers.get("CONNECTION", "").lower() != "close"
+        )
+        if not keep_open:
+            super().set_close_on_finish()
+
+
+class _KeepAliveChannel(HTTPChannel):  # type: ignore[misc]
+    task_class = _KeepAliveTask
 
 
 def _check_host(host: str, *, allow_public: bool) -> None:

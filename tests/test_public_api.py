@@ -73,6 +73,6 @@ def test_plain_install_requires_no_server_dependency() -> None:
     tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
     plain = {dep.split(">")[0].split("=")[0].strip().lower() for dep in project["dependencies"]}
-    assert plain == {"numpy", "onnxruntime", "cryptography"}
+    assert plain == {"numpy", "onnxruntime", "cryptography", "tuf"}
     server = " ".join(project["optional-dependencies"]["server"])
     assert "flask" in server and "onnx" in server and "waitress" in server

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from client_sdk import Recommender, RecommenderConfig
+from tests.client_sdk.shop import FixedClock
 from tests.conftest import FIXED_NOW, TINY_IDS
+
+_WEST = timezone(timedelta(hours=-5))
 
 
 @pytest.fixture
-def rec(tiny_bundle: Path, signing_key: Ed25519PrivateKey) -> Recommender:
-    return Recommender.open(tiny_bundle, trusted_keys=[signing_key.public_key()], now=FIXED_NOW)
+def rec(tiny_bundle: Path, signing_key: Ed25519PrivateKey) -> Iterator[Recommender]:
+    keys = [signing_key.public_key()]
+    with Recommender.open(tiny_bundle, trusted_keys=keys, clock=FixedClock()) as opened:
+        yield opened
 
 
 def test_withheld_item_of_the_cluster_ranks_first(rec: Recommender) -> None:
@@ -42,6 +48,15 @@ def test_event_kind_weights_the_history(rec: Recommender) -> None:
     rec.record("purchase", "b0")
     top = rec.recommend(k=1)[0]
     assert top.item_id == "b1"  # a purchase (1.0) outweighs a view (0.25)
+
+
+def test_a_search_counts_like_a_view_and_says_so(rec: Recommender) -> None:
+    rec.record("search", "b0", at=FIXED_NOW)
+    rec.record("view", "a0", at=FIXED_NOW - timedelta(days=7))
+    top = rec.recommend(k=1, now=FIXED_NOW)[0]
+    # Search b0: 0.25 now; view a0: 0.25 halved by a week. b0 -> b1 (0.6) wins.
+    assert top.item_id == "b1"
+    assert top.reasons[0].text == "because you searched for Item B0"
 
 
 def test_reasons_name_the_history_items_that_contributed(rec: Recommender) -> None:
@@ -96,6 +111,12 @@ def test_unknown_items_are_kept_but_not_scored(rec: Recommender) -> None:
         ({"kind": "purchase", "item_id": "a0", "quantity": True}, TypeError, "quantity"),
         ({"kind": "view", "item_id": "a0", "at": datetime(2026, 1, 1)}, ValueError, "at"),
         ({"kind": "view", "item_id": "a0", "at": "2026-01-01"}, TypeError, "at"),
+        (
+            {"kind": "view", "item_id": "a0", "at": datetime.max.replace(tzinfo=_WEST)},
+            ValueError,
+            "at",
+        ),
+        ({"kind": "search", "item_id": "a0", "quantity": 1e9}, ValueError, "quantity"),
     ],
 )
 def test_record_refuses_bad_arguments_naming_them(
@@ -142,7 +163,7 @@ def test_recommend_never_returns_history_or_excluded_items(
     k: int,
 ) -> None:
     keys = [signing_key.public_key()]
-    with Recommender.open(shared_tiny_bundle, trusted_keys=keys, now=FIXED_NOW) as rec:
+    with Recommender.open(shared_tiny_bundle, trusted_keys=keys, clock=FixedClock()) as rec:
         for item in history:
             rec.record("purchase", item)
         result = [r.item_id for r in rec.recommend(k=k, exclude=excluded)]

@@ -1,5 +1,6 @@
-"""The updater: install atomically, keep the last good bundle after any failure, send nothing
-that identifies the device."""
+"""The updater without TUF (the signed manifest alone): install atomically, keep the last good
+bundle after any failure, send nothing that identifies the device. The TUF flow and its attack
+table are in test_tuf_attacks.py."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from client_sdk import (
     Updater,
     UpdaterConfig,
 )
+from client_sdk.errors import HttpStatusError
 from client_sdk.updater import HttpFetcher
 from model_export.signing import sign_manifest
 from tests.conftest import FIXED_NOW, write_tiny_bundle
@@ -44,7 +46,7 @@ class FakeFetcher:
     def fetch(self, url: str, *, max_bytes: int) -> bytes:
         self.requests.append((url, max_bytes))
         if url not in self.files:
-            raise FetchError(f"{url}: HTTP 404")
+            raise HttpStatusError(f"{url}: HTTP 404", 404)
         data = self.files[url]
         if len(data) > max_bytes:
             raise FetchError(f"{url}: body over the cap of {max_bytes} bytes")
@@ -208,6 +210,19 @@ def test_updater_config_is_validated() -> None:
         UpdaterConfig(keep_bundles=0)
     with pytest.raises(ValueError, match="timeout_seconds"):
         UpdaterConfig(timeout_seconds=0)
+    with pytest.raises(ValueError, match="deadline_seconds"):
+        UpdaterConfig(deadline_seconds=0)
+
+
+def test_trusted_root_must_be_bytes_or_a_readable_path(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="trusted_root"):
+        Updater(BASE, tmp_path, trusted_keys=[], trusted_root=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cannot read"):
+        Updater(BASE, tmp_path, trusted_keys=[], trusted_root=tmp_path / "missing.json")
+    big = tmp_path / "root.json"
+    big.write_bytes(b" " * 600_000)
+    with pytest.raises(ValueError, match="over the cap"):
+        Updater(BASE, tmp_path, trusted_keys=[], trusted_root=big)
 
 
 def test_installed_bundle_that_no_longer_verifies_counts_as_none(

@@ -299,3 +299,49 @@ def test_config_validation(tmp_path: Path) -> None:
         ServerConfig(data_dir=tmp_path, max_request_bytes=True)
     with pytest.raises(TypeError, match="log_client_addresses"):
         ServerConfig(data_dir=tmp_path, log_client_addresses="yes")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def tuf_app(tmp_path: Path) -> Flask:
+    from server.keys import create_keys, online_keys_dir
+    from server.tuf_repo import OnlineKeys
+
+    keys = online_keys_dir(tmp_path / "keys")
+    registry = Registry(tmp_path / "tuf-data", keys=OnlineKeys(keys))
+    create_keys(tmp_path / "keys", registry)
+    (keys / "signing.key").unlink()  # without the bundle key, unsigned test bundles are accepted
+    registry.publish_bundle(write_bundle(tmp_path / "tv1", 1), channel="beta")
+    return create_app(ServerConfig(data_dir=tmp_path / "tuf-data", keys_dir=keys))
+
+
+def test_tuf_metadata_routes(tuf_app: Flask) -> None:
+    client = tuf_app.test_client()
+    timestamp = fetch(client, "/v1/metadata/timestamp.json")
+    assert timestamp.status_code == 200
+    assert timestamp.mimetype == "application/json"
+    assert timestamp.headers["Cache-Control"] == "no-cache"
+    etag = timestamp.headers["ETag"]
+    assert etag == '"' + hashlib.sha256(timestamp.data).hexdigest() + '"'
+    assert json.loads(timestamp.data)["signed"]["version"] == 2
+    again = fetch(client, "/v1/metadata/timestamp.json", headers={"If-None-Match": etag})
+    assert (again.status_code, again.data, again.headers["ETag"]) == (304, b"", etag)
+    for name in ("root.json", "1.root.json", "2.snapshot.json", "2.targets.json", "1.targets.json"):
+        response = fetch(client, f"/v1/metadata/{name}")
+        assert response.status_code == 200, name
+        if name[0].isdigit():
+            assert response.cache_control.immutable and response.cache_control.public
+    targets = json.loads(fetch(client, "/v1/metadata/2.targets.json").data)["signed"]["targets"]
+    entry = targets["beta/model.onnx"]
+    blob = fetch(client, f"/v1/targets/beta/{entry['hashes']['sha256']}.model.onnx")
+    assert blob.data == FILES["model.onnx"]
+    assert blob.cache_control.immutable
+    for name in ("2.root.json", "3.targets.json", "0.root.json", "timestamp", "1.timestamp.json"):
+        assert_error(fetch(client, f"/v1/metadata/{name}"), 404, "unknown_metadata")
+    assert_error(fetch(client, "/v1/targets/beta/model.onnx"), 400, "invalid_target")
+    assert_error(fetch(client, "/v1/targets/Bad/" + "0" * 64 + ".x"), 400, "invalid_channel")
+    assert_error(fetch(client, "/v1/targets/beta/" + "0" * 64 + ".x"), 404, "unknown_blob")
+
+
+def test_metadata_before_keys_create_is_404(client: FlaskClient) -> None:
+    assert_error(fetch(client, "/v1/metadata/timestamp.json"), 404, "unknown_metadata")
+    assert_error(fetch(client, "/v1/metadata/1.root.json"), 404, "unknown_metadata")

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from server.blobs import BlobStore
+from server.db import SCHEMA_VERSION
 from server.errors import ServerError
 from server.registry import Registry, Release, is_valid_channel
 
@@ -110,7 +111,7 @@ def test_database_layout(registry: Registry, tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     finally:
         conn.close()
     assert (tmp_path / "data" / "blobs" / "sha256").is_dir()

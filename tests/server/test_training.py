@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model_export.export import LowRankModel, SparseItemModel
 from server.data import load_interactions
 from server.errors import TrainingError
-from model_export.export import LowRankModel, SparseItemModel
 from server.training import TrainingConfig, ease_weights, prune_top_m, train_model
 from server.validation import popularity_prior
 

@@ -134,3 +134,54 @@ def test_argument_ranges(app: Flask) -> None:
         start_service(app, port=70000)
     with pytest.raises(ValueError, match="threads"):
         start_service(app, threads=0)
+
+
+def test_http_fetcher_against_the_service(app: Flask, release: Release) -> None:
+    from client_sdk.errors import FetchError, HttpStatusError
+    from client_sdk.updater import HttpFetcher
+
+    fetcher = HttpFetcher(timeout_seconds=5)
+    with start_service(app) as service:
+        data = fetcher.fetch(f"{service.url}/v1/blobs/{release.manifest_sha256}", max_bytes=10_000)
+        assert hashlib.sha256(data).hexdigest() == release.manifest_sha256
+        with pytest.raises(HttpStatusError) as missing:
+            fetcher.fetch(f"{service.url}/v1/metadata/2.root.json", max_bytes=10_000)
+        assert missing.value.status_code == 404
+        with pytest.raises(FetchError, match="over the cap"):
+            fetcher.fetch(f"{service.url}/v1/blobs/{release.manifest_sha256}", max_bytes=10)
+
+
+def test_waitress_refuses_bodies_over_the_largest_limit(tmp_path: Path) -> None:
+    config = ServerConfig(data_dir=tmp_path / "d", max_request_bytes=1000, max_upload_bytes=2000)
+    with start_service(create_app(config)) as service:
+        status, _, _ = get(f"{service.url}/healthz", data=b"x" * 1500)
+        assert status == 413  # Flask: over the 1000 of a non-upload route
+        status, _, body = get(f"{service.url}/healthz", data=b"x" * 5000)
+        assert status == 413  # waitress: over 2000, before the app sees it
+        assert b"exceeds max_body of 2000" in body
+
+
+def test_304_keeps_the_connection_open(app: Flask, release: Release) -> None:
+    import http.client
+
+    with start_service(app) as service:
+        connection = http.client.HTTPConnection(service.host, service.port, timeout=5)
+        try:
+            etag = f'"{release.manifest_sha256}"'
+            for _ in range(3):
+                connection.request(
+                    "GET", "/v1/channels/stable/manifest.json", headers={"If-None-Match": etag}
+                )
+                response = connection.getresponse()
+                assert (response.status, response.read()) == (304, b"")
+                assert response.getheader("Connection") is None  # kept alive
+            connection.request(
+                "GET",
+                "/v1/channels/stable/manifest.json",
+                headers={"If-None-Match": etag, "Connection": "close"},
+            )
+            response = connection.getresponse()
+            response.read()
+            assert (response.status, response.getheader("Connection")) == (304, "close")
+        finally:
+            connection.close()

@@ -1,0 +1,1 @@
+"""Benchmark scripts and their helpers (not part of the installed packages)."""

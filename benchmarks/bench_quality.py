@@ -1,0 +1,121 @@
+"""Recommendation quality on real data: facetwo (through the SDK) beside baselines and peers.
+
+    .venv/bin/python -m benchmarks.bench_quality [--dataset ml-100k|cj|all] [--folds 5]
+
+Runs `server.evaluation.evaluate` (EVALUATION.md §1) on each dataset and protocol. The strong
+protocol is run with `--folds` seeds (different held-out users) and pooled, weighting each fold
+by its evaluated users; the temporal protocol has one split. Outside peers (implicit's ALS and
+BPR, LightFM-WARP) join when the `bench` extra is installed. Prints one table per dataset and
+protocol; `--json OUT` writes them all.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit asks for it; set before numpy
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.datasets import (
+    COMPLETE_JOURNEY,
+    ML_100K,
+    convert_complete_journey,
+    convert_ml_100k,
+)
+from server.baselines import Baseline
+from server.data import load_interactions
+from server.evaluation import EvaluationReport, evaluate
+from server.splits import Positives
+
+METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "coverage@20")
+DATASETS = {
+    "ml-100k": (ML_100K, convert_ml_100k),
+    "cj": (COMPLETE_JOURNEY, convert_complete_journey),
+}
+
+
+def peers() -> list[Callable[[Positives], Baseline]]:
+    """implicit's ALS and BPR and LightFM, when installed (`pip install -e '.[bench]'`)."""
+    try:
+        from benchmarks.peers import fit_als, fit_bpr, fit_lightfm
+    except ImportError as exc:
+        print(f"(peers skipped: {exc})", file=sys.stderr)
+        return []
+    return [fit_als, fit_bpr, fit_lightfm]
+
+
+def pool(reports: Sequence[EvaluationReport]) -> dict[str, Any]:
+    """Metrics pooled over folds, weighted by each fold's evaluated users."""
+    weights = [r.split["evaluated_users"] for r in reports]
+    total = sum(weights)
+    models: dict[str, dict[str, float]] = {}
+    for report, weight in zip(reports, weights, strict=True):
+        for model in report.models:
+            entry = models.setdefault(model.name, {key: 0.0 for key in METRICS})
+            for key in METRICS:
+                entry[key] += model.metrics[key] * weight / total
+            entry["train_seconds"] = entry.get("train_seconds", 0.0) + model.train_seconds / len(
+                reports
+            )
+            entry["model_bytes"] = float(model.model_bytes)
+    return {"folds": len(reports), "evaluated_users": total, "models": models}
+
+
+def table(title: str, pooled: dict[str, Any]) -> str:
+    header = (
+        f"{'model':<12}" + "".join(f"{k:>12}" for k in METRICS) + f"{'train s':>9}{'bytes':>13}"
+    )
+    lines = [f"### {title} ({pooled['folds']} fold(s), {pooled['evaluated_users']} users)", ""]
+    lines += ["```", header, "-" * len(header)]
+    for name, m in pooled["models"].items():
+        row = f"{name:<12}" + "".join(f"{m[k]:>12.4f}" for k in METRICS)
+        lines.append(row + f"{m['train_seconds']:>9.1f}{int(m['model_bytes']):>13,}")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
+    parser.add_argument("--protocol", choices=("strong", "temporal", "both"), default="both")
+    parser.add_argument("--folds", type=int, default=5, help="strong-protocol seeds to pool")
+    parser.add_argument("--no-peers", action="store_true", help="skip implicit and LightFM")
+    parser.add_argument("--json", type=Path, help="write every pooled table as JSON")
+    args = parser.parse_args(argv)
+    extra = [] if args.no_peers else peers()
+    results: dict[str, Any] = {}
+    names = list(DATASETS) if args.dataset == "all" else [args.dataset]
+    protocols = ("strong", "temporal") if args.protocol == "both" else (args.protocol,)
+    with tempfile.TemporaryDirectory(prefix="facetwo-bench-") as tmp:
+        for name in names:
+            source, convert = DATASETS[name]
+            if not source.exists():
+                print(f"{name}: {source} not found; skipped", file=sys.stderr)
+                continue
+            interactions = load_interactions(convert(Path(tmp) / f"{name}.csv"))
+            for protocol in protocols:
+                seeds = range(args.folds) if protocol == "strong" else range(1)
+                started = time.perf_counter()
+                reports = [
+                    evaluate(interactions, protocol=protocol, seed=seed, extra_baselines=extra)
+                    for seed in seeds
+                ]
+                pooled = pool(reports)
+                results[f"{name}/{protocol}"] = pooled
+                print(table(f"{name}, {protocol} protocol", pooled))
+                print(f"({time.perf_counter() - started:.0f} s)\n", flush=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
