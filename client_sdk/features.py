@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
@@ -91,6 +91,34 @@ class InterestConfig:
     def retention_days(self, kind: str) -> float:
         """How long events of one kind are kept."""
         return self.purchase_retention_days if kind == "purchase" else self.browse_retention_days
+
+
+_NO_DECAY_DAYS = 1e6
+"""The half-life standing for "does not fade" (a tuned value of null in the manifest)."""
+
+
+def bundle_interest(model: Mapping[str, object]) -> InterestConfig:
+    """The interest decay a bundle's training tuned, capped by the shopper's promises.
+
+    The manifest's `model.history_half_life_days` maps event kinds to days (null: no decay). A
+    view or search never lasts longer than the defaults say (a one-off look must fade), and an
+    unusable entry falls back to the default rather than failing the bundle.
+    """
+    tuned = model.get("history_half_life_days")
+    defaults = InterestConfig()
+    if not isinstance(tuned, dict):
+        return defaults
+    days: dict[str, float] = {}
+    for kind in EVENT_KINDS:
+        value = tuned.get(kind, defaults.half_life_days(kind))
+        if value is None:
+            value = _NO_DECAY_DAYS
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            value = defaults.half_life_days(kind)
+        if kind in ("view", "search"):
+            value = min(float(value), defaults.half_life_days(kind))
+        days[f"{kind}_half_life_days"] = float(min(value, _NO_DECAY_DAYS))
+    return replace(defaults, **days)
 
 
 @dataclass(frozen=True, slots=True)

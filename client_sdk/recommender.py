@@ -27,6 +27,7 @@ from .features import (
     InterestConfig,
     LocalContext,
     SystemClock,
+    bundle_interest,
     check_item_id,
     local_context,
     resolve_event_weights,
@@ -51,7 +52,9 @@ class RecommenderConfig:
     threads: int = 1
     max_history_items: int = 500
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-    interest: InterestConfig = field(default_factory=InterestConfig)
+    interest: InterestConfig | None = None
+    """How interest fades and how long events are kept; None takes the half-lives the bundle's
+    training tuned (`model.history_half_life_days` in the manifest), else the defaults."""
     store: StoreConfig = field(default_factory=StoreConfig)
 
     def __post_init__(self) -> None:
@@ -102,13 +105,14 @@ class Recommender:
         self._closed = False
         self._intent = "for_me"
         self._state = ShopperState(self._store, catalog)
+        self._interest = config.interest or bundle_interest(manifest.model)
         self._ranker = Ranker(
             catalog,
             scorer,
             self._state,
             self._event_weights,
             max_history_items=config.max_history_items,
-            interest=config.interest,
+            interest=self._interest,
         )
         self._last_prune: datetime | None = None
         self._maybe_prune(self._clock.now())
@@ -408,7 +412,7 @@ class Recommender:
             return
         self._last_prune = now
         try:
-            self._state.prune(now, self._config.interest)
+            self._state.prune(now, self._interest)
         except StoreError:
             logger.warning("retention pruning failed; expired events stay until the next try")
 
