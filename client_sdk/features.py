@@ -93,6 +93,9 @@ class InterestConfig:
         return self.purchase_retention_days if kind == "purchase" else self.browse_retention_days
 
 
+MAX_BROWSE_HALF_LIFE_DAYS = 30.0
+"""However a model was tuned, a view or search loses half its weight within a month: a one-off
+look (at weight 0.25 of a purchase) fades and never dominates for long."""
 _NO_DECAY_DAYS = 1e6
 """The half-life standing for "does not fade" (a tuned value of null in the manifest)."""
 
@@ -100,9 +103,9 @@ _NO_DECAY_DAYS = 1e6
 def bundle_interest(model: Mapping[str, object]) -> InterestConfig:
     """The interest decay a bundle's training tuned, capped by the shopper's promises.
 
-    The manifest's `model.history_half_life_days` maps event kinds to days (null: no decay). A
-    view or search never lasts longer than the defaults say (a one-off look must fade), and an
-    unusable entry falls back to the default rather than failing the bundle.
+    The manifest's `model.history_half_life_days` maps event kinds to days (null: no decay). An
+    unusable entry falls back to the default rather than failing the bundle. Views and searches
+    never get a half-life over `MAX_BROWSE_HALF_LIFE_DAYS`.
     """
     tuned = model.get("history_half_life_days")
     defaults = InterestConfig()
@@ -116,7 +119,7 @@ def bundle_interest(model: Mapping[str, object]) -> InterestConfig:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             value = defaults.half_life_days(kind)
         if kind in ("view", "search"):
-            value = min(float(value), defaults.half_life_days(kind))
+            value = min(float(value), MAX_BROWSE_HALF_LIFE_DAYS)
         days[f"{kind}_half_life_days"] = float(min(value, _NO_DECAY_DAYS))
     return replace(defaults, **days)
 

@@ -26,12 +26,11 @@ from client_sdk import Recommender
 from client_sdk.bundle import MODEL_FILE
 
 from .baselines import Baseline, Popularity, fit_ease, fit_item_knn, rank_top_k
-from .data import Interactions
+from .data import EVENT_KINDS, Interactions
 from .errors import TrainingError
 from .metrics import ndcg_at_k, recall_at_k
 from .pipeline import export_trained
 from .splits import (
-    DEFAULT_EVENT_WEIGHTS,
     HeldOutUser,
     Positives,
     Split,
@@ -42,8 +41,6 @@ from .splits import (
 from .training import Progress, TrainingConfig, train_model
 
 PROTOCOLS = ("strong", "temporal")
-# Splits use the default event weights, so a positive's strength names its strongest event kind.
-_KIND_OF_STRENGTH = {float(w): kind for kind, w in DEFAULT_EVENT_WEIGHTS.items()}
 
 
 @dataclass(frozen=True)
@@ -221,18 +218,19 @@ def _score_on_device(
 ) -> npt.NDArray[np.int64]:
     """One held-out user as one device: open the bundle, record the history, recommend.
 
-    The device's clock stands just after the user's last history event, where a real device
-    would be when it shows the list (interest decay and retention apply from there).
+    Each history item's events are recorded by kind at their last time (interest decay works
+    from those), and the device's clock stands just after the last of them, where a real device
+    would be when it shows the list.
     """
-    clock = _FixedClock(datetime.fromtimestamp(int(user.history_time.max()) + 1, tz=timezone.utc))
+    seen = user.history_last_seen
+    last = float(seen[np.isfinite(seen)].max())
+    clock = _FixedClock(datetime.fromtimestamp(int(last) + 1, tz=timezone.utc))
     with Recommender.open(bundle, trusted_keys=[key.public_key()], clock=clock) as rec:
-        for item, strength, when in zip(
-            user.history, user.history_strength, user.history_time, strict=True
-        ):
-            at = datetime.fromtimestamp(int(when), tz=timezone.utc)
-            rec.record(
-                _KIND_OF_STRENGTH.get(float(strength), "purchase"), item_ids[int(item)], at=at
-            )
+        for item, times in zip(user.history, seen, strict=True):
+            for kind, when in zip(EVENT_KINDS, times, strict=True):
+                if np.isfinite(when):
+                    at = datetime.fromtimestamp(int(when), tz=timezone.utc)
+                    rec.record(kind, item_ids[int(item)], at=at)
         recommendations = rec.recommend(k=k)
     return np.array([code[r.item_id] for r in recommendations], np.int64)
 

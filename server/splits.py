@@ -28,6 +28,9 @@ class Positives:
     strength: npt.NDArray[np.float32]
     n_users: int
     n_items: int
+    last_seen: npt.NDArray[np.float64]
+    """[rows, len(EVENT_KINDS)]: the last time of each event kind for the pair (-inf: never),
+    what a device's interest decay works from."""
 
     def __len__(self) -> int:
         return int(self.user.size)
@@ -41,6 +44,7 @@ class Positives:
             self.strength[mask],
             self.n_users,
             self.n_items,
+            self.last_seen[mask],
         )
 
 
@@ -52,6 +56,8 @@ class HeldOutUser:
     history_strength: npt.NDArray[np.float32]
     history_time: npt.NDArray[np.int64]
     targets: npt.NDArray[np.int64]
+    history_last_seen: npt.NDArray[np.float64]
+    """[h, len(EVENT_KINDS)]: last time of each event kind per history item (-inf: never)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,12 @@ def collapse_positives(
     new_pair[1:] = (user[1:] != user[:-1]) | (item[1:] != item[:-1])
     starts = np.flatnonzero(new_pair)
     pair_strength = np.maximum.reduceat(strength, starts) if starts.size else strength[:0]
+    kind = interactions.event[order].astype(np.int64)
+    last_seen = np.full((starts.size, len(EVENT_KINDS)), -np.inf)
+    if starts.size:
+        for code in range(len(EVENT_KINDS)):
+            times = np.where(kind == code, time.astype(np.float64), -np.inf)
+            last_seen[:, code] = np.maximum.reduceat(times, starts)
     p_user, p_item, p_time = user[starts], item[starts], time[starts]
     by_user_time = np.lexsort((p_item, p_time, p_user))
     return Positives(
@@ -91,6 +103,7 @@ def collapse_positives(
         pair_strength[by_user_time].astype(np.float32),
         len(interactions.users),
         len(interactions.items),
+        last_seen[by_user_time],
     )
 
 
@@ -131,13 +144,19 @@ def strong_split(
     users = []
     for start, end in zip(starts, ends, strict=True):
         items, strength = positives.item[start:end], positives.strength[start:end]
-        times = positives.first_time[start:end]
+        times, seen = positives.first_time[start:end], positives.last_seen[start:end]
         cut = min(int(np.floor(items.size * fold_in_share)), items.size - 1)
         keep = known[items[:cut]]
         targets = items[cut:][known[items[cut:]]]
         if keep.any() and targets.size:
             users.append(
-                HeldOutUser(items[:cut][keep], strength[:cut][keep], times[:cut][keep], targets)
+                HeldOutUser(
+                    items[:cut][keep],
+                    strength[:cut][keep],
+                    times[:cut][keep],
+                    targets,
+                    seen[:cut][keep],
+                )
             )
     return Split(train=train, held_out=tuple(users), test_pairs=_pair_keys(positives, in_test))
 
@@ -173,8 +192,8 @@ def temporal_split(positives: Positives, *, min_items: int = 5, target_share: fl
         targets = positives.item[cut:end]
         targets = targets[known[targets]]
         if history.size and targets.size:
-            times = positives.first_time[first:cut]
-            users.append(HeldOutUser(history, strength, times, targets))
+            times, seen = positives.first_time[first:cut], positives.last_seen[first:cut]
+            users.append(HeldOutUser(history, strength, times, targets, seen))
     return Split(train=train, held_out=tuple(users), test_pairs=_pair_keys(positives, is_target))
 
 

@@ -21,7 +21,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,16 +29,19 @@ import numpy.typing as npt
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from client_sdk.features import InterestConfig, bundle_interest
 from model_export.export import LowRankModel, SparseItemModel, TrainedModel
 
 from .data import Interactions
 from .errors import TrainingError
 from .splits import DEFAULT_EVENT_WEIGHTS, Positives, collapse_positives, strong_split
-from .validation import Validator, popularity_prior
+from .validation import ItemScorer, Validator, popularity_prior
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+HalfLives = dict[str, "float | None"]
+DEFAULT_HALF_LIVES: HalfLives = {"purchase": 120.0, "cart": 14.0, "view": 7.0, "search": 3.0}
 FORMS = ("sparse", "low-rank")
 _SOLVE_BATCH = 256
 _DENSE_EIGH_MAX = 3000
@@ -58,6 +61,10 @@ class TrainingConfig:
     min_item_users: int = 2
     max_bytes_ratio: float = 0.02
     """Largest model size as a share of EASE's dense float32 n x n matrix (1/50)."""
+    purchase_half_lives: tuple[float | None, ...] = (None, 365.0, 90.0, 30.0)
+    """Interest decay of purchases and carts tried on validation (None: no decay)."""
+    view_half_lives: tuple[float, ...] = (30.0, 7.0, 3.0)
+    """Interest decay of views and searches tried (the device caps them at 30 days)."""
     max_items: int = 30_000
     event_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     validation_fraction: float = 0.15
@@ -133,20 +140,26 @@ def train_model(
         f"{len(interactions)} interactions -> {len(positives)} positives, "
         f"{positives.n_users} users x {n} items"
     )
-    searched = _search(positives, config, say)
-    best = max(searched, key=lambda c: c.ndcg)
+    searched, best, half_lives = _search(positives, config, say)
     say(
         f"chose {best.form} ({'m' if best.form == 'sparse' else 'd'}={best.size}, "
         f"l2={best.l2_factor:g}x, popularity {best.popularity:g}): validation NDCG@20 "
         f"{best.ndcg:.4f}; training on all users"
     )
-    model = _fit(positives, best, config, tuple(interactions.items))
+    model = _fit(positives, best, config, tuple(interactions.items), half_lives)
     seconds = time.perf_counter() - started
     logger.info("trained %s on %d items in %.2fs", best.form, n, seconds)
     return TrainingResult(model=model, choice=best, searched=tuple(searched), seconds=seconds)
 
 
-def _search(positives: Positives, config: TrainingConfig, say: Progress) -> list[Choice]:
+def _search(
+    positives: Positives, config: TrainingConfig, say: Progress
+) -> tuple[list[Choice], Choice, HalfLives]:
+    """Grid-search form, size, l2 and popularity; then tune interest decay for the best model.
+
+    Returns every grid point, the chosen point (its NDCG measured with the chosen decay) and the
+    chosen half-lives.
+    """
     split = strong_split(
         positives,
         held_out_fraction=config.validation_fraction,
@@ -158,37 +171,63 @@ def _search(positives: Positives, config: TrainingConfig, say: Progress) -> list
     if len(split.held_out) < 5 or active.size < 3:
         say(f"too few validation users ({len(split.held_out)}); using the first grid values")
         form = config.forms[0]
-        size = sizes[form][0] if sizes[form] else 1
-        return [Choice(form, size, config.l2_grid[0], config.popularity_grid[0], 0.0)]
-    validator = Validator(split, active, config.popularity_grid)
+        choice = Choice(form, sizes[form][0], config.l2_grid[0], config.popularity_grid[0], 0.0)
+        return [choice], choice, DEFAULT_HALF_LIVES
+    validator = Validator(split, active, config.popularity_grid, config.event_weights)
+    validator.set_decay(interest_of(DEFAULT_HALF_LIVES))
     gram = _gram(split.train, active)
     scale = float(np.mean(np.diag(gram))) or 1.0
-    results: list[Choice] = []
     say(f"validation: {len(split.held_out)} users, {active.size} active items")
-    if "sparse" in config.forms and sizes["sparse"]:
+    scorers: dict[tuple[str, int, float], ItemScorer] = {}
+    if "sparse" in config.forms:
         for factor in config.l2_grid:
             weights = _local_ridge(gram, factor * scale, config.candidates)
             for m in sizes["sparse"]:
                 idx, w = prune_top_m(weights, m)
-                best = validator.best(_SparseScorer(_sparse_rows(idx, w)))
-                results.append(Choice("sparse", m, factor, best[0], best[1]))
-                say(
-                    f"  sparse   m={m:<4} l2={factor:<5g}x  NDCG@20={best[1]:.4f} (pop {best[0]:g})"
-                )
-    if "low-rank" in config.forms and sizes["low-rank"]:
+                scorers["sparse", m, factor] = _SparseScorer(_sparse_rows(idx, w))
+    if "low-rank" in config.forms:
         values, vectors = _top_eigen(gram, max(sizes["low-rank"]))
         for factor, d in itertools.product(config.l2_grid, sizes["low-rank"]):
             factors = _shrunk_factors(values[:d], vectors[:, :d], factor * scale)
-            best = validator.best(_LowRankScorer(factors))
-            results.append(Choice("low-rank", d, factor, best[0], best[1]))
-            say(f"  low-rank d={d:<4} l2={factor:<5g}x  NDCG@20={best[1]:.4f} (pop {best[0]:g})")
+            scorers["low-rank", d, factor] = _LowRankScorer(factors)
+    results: list[Choice] = []
+    for (form, size, factor), scorer in scorers.items():
+        popularity, ndcg = validator.best(scorer)
+        results.append(Choice(form, size, factor, popularity, ndcg))
+        say(f"  {form:<8} size={size:<4} l2={factor:<5g}x  NDCG@20={ndcg:.4f} (pop {popularity:g})")
     if not results:
         raise TrainingError("no model form fits the size budget; raise max_bytes_ratio")
-    return results
+    best = max(results, key=lambda c: c.ndcg)
+    best_scorer = scorers[best.form, best.size, best.l2_factor]
+    tuned: list[tuple[float, float, HalfLives]] = []
+    for purchase, view in itertools.product(config.purchase_half_lives, config.view_half_lives):
+        half_lives: HalfLives = {"purchase": purchase, "cart": purchase, "view": view}
+        half_lives["search"] = view
+        validator.set_decay(interest_of(half_lives))
+        popularity, ndcg = validator.best(best_scorer)
+        tuned.append((ndcg, popularity, half_lives))
+    ndcg, popularity, half_lives = max(tuned, key=lambda t: t[0])
+    say(f"  interest decay {_show(half_lives)}: NDCG@20={ndcg:.4f}")
+    return results, replace(best, popularity=popularity, ndcg=ndcg), half_lives
+
+
+def interest_of(half_lives: HalfLives) -> InterestConfig:
+    """The device's interest config for tuned half-lives (None: does not fade)."""
+    return bundle_interest({"history_half_life_days": dict(half_lives)})
+
+
+def _show(half_lives: HalfLives) -> str:
+    return ", ".join(
+        f"{kind} {'none' if days is None else f'{days:g}d'}" for kind, days in half_lives.items()
+    )
 
 
 def _fit(
-    positives: Positives, choice: Choice, config: TrainingConfig, item_ids: tuple[str, ...]
+    positives: Positives,
+    choice: Choice,
+    config: TrainingConfig,
+    item_ids: tuple[str, ...],
+    half_lives: HalfLives,
 ) -> TrainedModel:
     n = positives.n_items
     active = _active_items(positives, config)
@@ -200,6 +239,7 @@ def _fit(
         "popularity_weight": choice.popularity,
         "validation_ndcg@20": round(choice.ndcg, 5),
         "active_items": int(active.size),
+        "history_half_life_days": dict(half_lives),
     }
     events = dict(config.event_weights)
     if active.size < 2:

@@ -7,17 +7,21 @@ regularisation costs a few matrix products per point.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from client_sdk.features import InterestConfig
+
+from .data import EVENT_KINDS
 from .metrics import ndcg_at_k
 from .splits import Split
 
 K = 20
 _TIE_BREAK = 1e-6
+_DAY = 86_400.0
 
 ItemScorer = Callable[[sp.csr_matrix], object]
 """(validation histories, users x active items) -> item-item scores, users x active items."""
@@ -36,27 +40,61 @@ class Validator:
     """Mean NDCG@20 of candidate models on a split's held-out users."""
 
     def __init__(
-        self, split: Split, active: npt.NDArray[np.int64], popularity_grid: Sequence[float]
+        self,
+        split: Split,
+        active: npt.NDArray[np.int64],
+        popularity_grid: Sequence[float],
+        event_weights: Mapping[str, float],
     ) -> None:
         n = split.train.n_items
         self._active = active
         self._grid = tuple(popularity_grid)
-        position = np.full(n, -1, np.int64)
-        position[active] = np.arange(active.size)
-        rows, cols, vals = [], [], []
-        for u, user in enumerate(split.held_out):
-            keep = position[user.history] >= 0
-            rows.append(np.full(int(keep.sum()), u))
-            cols.append(position[user.history[keep]])
-            vals.append(user.history_strength[keep])
-        self._histories = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(len(split.held_out), active.size),
-        )
+        self._position = np.full(n, -1, np.int64)
+        self._position[active] = np.arange(active.size)
+        self._kind_weight = np.array([event_weights.get(k, 1.0) for k in EVENT_KINDS])
+        self._users = split.held_out
+        self._histories = self._history_matrix(None)
         counts = np.bincount(split.train.item, minlength=n).astype(np.float64)
         self._tie = popularity_prior(counts, 0.0).astype(np.float64)
         self._popularity = popularity_prior(counts, 1.0) - self._tie
-        self._users = split.held_out
+
+    def set_decay(self, interest: InterestConfig | None) -> None:
+        """Weigh validation histories as a device with this interest decay would (None: none).
+
+        The device's clock stands just after each user's last history event; an item weighs its
+        strongest event kind after decay, and items under `min_weight` drop out.
+        """
+        self._histories = self._history_matrix(interest)
+
+    def _history_matrix(self, interest: InterestConfig | None) -> sp.csr_matrix:
+        rows, cols, vals = [], [], []
+        for u, user in enumerate(self._users):
+            weight = self._weights(user.history_last_seen, interest)
+            keep = (self._position[user.history] >= 0) & (weight > 0)
+            rows.append(np.full(int(keep.sum()), u))
+            cols.append(self._position[user.history[keep]])
+            vals.append(weight[keep])
+        return sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(len(self._users), self._active.size),
+        )
+
+    def _weights(
+        self, last_seen: npt.NDArray[np.float64], interest: InterestConfig | None
+    ) -> npt.NDArray[np.float64]:
+        seen = np.isfinite(last_seen)
+        if interest is None:
+            plain: npt.NDArray[np.float64] = np.where(seen, self._kind_weight, 0.0).max(axis=1)
+            return plain
+        now = last_seen[seen].max() + 1.0
+        half_life = np.array([interest.half_life_days(k) for k in EVENT_KINDS]) * _DAY
+        age = np.where(seen, now - last_seen, np.inf)
+        retention = np.array([interest.retention_days(k) for k in EVENT_KINDS]) * _DAY
+        age = np.where(age > retention[None, :], np.inf, age)  # the device deleted those
+        weight = self._kind_weight[None, :] * np.exp2(-age / half_life[None, :])
+        best = weight.max(axis=1)
+        decayed: npt.NDArray[np.float64] = np.where(best >= interest.min_weight, best, 0.0)
+        return decayed
 
     def best(self, score: ItemScorer) -> tuple[float, float]:
         """(best popularity weight, its mean NDCG@20) for one candidate model."""

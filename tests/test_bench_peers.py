@@ -36,13 +36,17 @@ def clustered_positives() -> Positives:
             items += list(c * SIZE + rng.permutation(SIZE)[:BOUGHT])
             n_users += 1
     user = np.array(users, np.int64)
+    first_time = np.tile(np.arange(BOUGHT, dtype=np.int64), n_users)
+    last_seen = np.full((user.size, 3), -np.inf)
+    last_seen[:, 2] = first_time  # every positive is one purchase
     return Positives(
         user=user,
         item=np.array(items, np.int64),
-        first_time=np.tile(np.arange(BOUGHT, dtype=np.int64), n_users),
+        first_time=first_time,
         strength=np.ones(user.size, np.float32),
         n_users=n_users,
         n_items=N_ITEMS,
+        last_seen=last_seen,
     )
 
 

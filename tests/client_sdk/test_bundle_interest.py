@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from client_sdk.features import InterestConfig, bundle_interest
+from client_sdk.features import MAX_BROWSE_HALF_LIFE_DAYS, InterestConfig, bundle_interest
 
 
 def test_no_tuned_values_means_the_defaults() -> None:
@@ -20,10 +20,10 @@ def test_tuned_values_are_used_and_null_means_no_decay() -> None:
     assert interest.search_half_life_days == 2
 
 
-def test_views_and_searches_never_outlast_the_defaults() -> None:
+def test_views_and_searches_fade_within_a_month_whatever_the_bundle_says() -> None:
     interest = bundle_interest({"history_half_life_days": {"view": 365, "search": None}})
-    assert interest.view_half_life_days == InterestConfig().view_half_life_days
-    assert interest.search_half_life_days == InterestConfig().search_half_life_days
+    assert interest.view_half_life_days == MAX_BROWSE_HALF_LIFE_DAYS == 30
+    assert interest.search_half_life_days == MAX_BROWSE_HALF_LIFE_DAYS
 
 
 def test_unusable_entries_fall_back_per_kind() -> None:
