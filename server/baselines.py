@@ -18,7 +18,6 @@ import scipy.sparse as sp
 
 from .metrics import ndcg_at_k
 from .splits import HeldOutUser, Positives, strong_split
-from .training import ease_weights
 
 
 class Baseline(Protocol):
@@ -94,6 +93,16 @@ def fit_item_knn(positives: Positives) -> ItemItem:
     sim = gram / norms[:, None] / norms[None, :]
     np.fill_diagonal(sim, 0.0)
     return ItemItem(sim.astype(np.float32), time.perf_counter() - started, "item-knn")
+
+
+def ease_weights(gram: npt.NDArray[np.float64], l2: float) -> npt.NDArray[np.float32]:
+    """EASE's closed-form item-item matrix B = I - P / diag(P), P = (G + l2 I)^-1, diag(B) = 0."""
+    g = gram.astype(np.float64, copy=True)
+    g[np.diag_indices_from(g)] += l2
+    p = np.linalg.inv(g)
+    b = -p / np.diag(p)[None, :]
+    b[np.diag_indices_from(b)] = 0.0
+    return b.astype(np.float32)
 
 
 def fit_ease(

@@ -1,11 +1,13 @@
 """`facetwo demo`: the whole journey, for real, on a built-in sample shop.
 
 backend: generate shop -> train -> export -> sign -> publish -> serve on loopback
-device:  fetch -> verify -> record private events -> recommend with reasons -> refuse tampering
+device:  fetch -> verify -> record private events (an encrypted store file) -> recommend with
+         reasons -> reorder shortcuts -> export and forget -> refuse tampering
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import sys
@@ -13,10 +15,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TextIO
 
-from client_sdk import Recommender, Updater
+from client_sdk import Recommender, Updater, generate_store_key
 from client_sdk.bundle import MODEL_FILE, BundleCatalog
 from client_sdk.errors import BundleError, HttpStatusError
 from client_sdk.updater import HttpFetcher
@@ -29,9 +32,26 @@ from .keys import create_keys, online_keys_dir
 from .pipeline import build_bundle
 from .publish_client import publish_bundle_over_http
 from .registry import Registry
+from .reorder_tuning import TuningConfig
 from .sample_store import generate_sample_store
 from .tuf_repo import OnlineKeys
 from .wsgi import start_service
+
+# A small grid keeps the demo quick; `facetwo build` tunes the reorder blending on the full one.
+_DEMO_REORDER_TUNING = TuningConfig(
+    max_users=400,
+    prior_strengths=(1.0, 4.0, 16.0),
+    own_scales=(0.5,),
+    spread_scales=(0.25, 1.0),
+    continuation_strengths=(1.0, 10.0),
+    irregular_shares=(0.05, 0.2),
+)
+# (category word, days ago, quantity): a shopper's pantry over the last three months.
+_PANTRY = (
+    ("coffee", (57, 43, 28, 15), 1),
+    ("pet food", (92, 61, 31), 2),
+    ("cleaning", (40, 3), 1),
+)
 
 
 class _LoggingFetcher:
@@ -89,7 +109,7 @@ def run_demo(*, workdir: Path | None = None, out: TextIO | None = None) -> int:
     """
     n = _Narrator(out or sys.stdout)
     with _workdir(workdir) as root:
-        for stale in ("shop", "keys", "bundle", "registry", "device", "tampered"):
+        for stale in ("shop", "keys", "bundle", "registry", "device", "app-data", "tampered"):
             shutil.rmtree(root / stale, ignore_errors=True)
         n.step("Backend: generating a sample shop (deterministic, nothing downloaded)")
         shop = generate_sample_store(root / "shop")
@@ -112,6 +132,7 @@ def run_demo(*, workdir: Path | None = None, out: TextIO | None = None) -> int:
             catalog_path=shop.catalog,
             model_version=1,
             progress=n.say,
+            reorder_priors=_DEMO_REORDER_TUNING,
         )
 
         n.step("Backend: serving the registry on loopback and publishing over its admin API")
@@ -147,23 +168,91 @@ def run_demo(*, workdir: Path | None = None, out: TextIO | None = None) -> int:
                 "before anything was parsed"
             )
         n.say("service stopped")
-        _device_session(n, result.bundle_dir, public_key)
+        _device_session(n, result.bundle_dir, public_key, root / "app-data" / "shopper.db")
         _tampering(n, result.bundle_dir, root, public_key)
         n.step(f"Done in {n.elapsed():.1f}s. Nothing the shopper did left the device.")
     return 0
 
 
-def _device_session(n: _Narrator, bundle_dir: Path, public_key: Path) -> None:
-    n.step("Device: the shopper's private events (kept in memory on the device)")
-    with Recommender.open(bundle_dir, trusted_keys=[public_key]) as rec:
+def _device_session(n: _Narrator, bundle_dir: Path, public_key: Path, store: Path) -> None:
+    n.step("Device: the shopper's private events, sealed in an encrypted store file")
+    # A real app keeps this key in the OS keystore (`keyring_store_key()` on a desktop).
+    key = generate_store_key()
+    with Recommender.open(bundle_dir, trusted_keys=[public_key], store=store, store_key=key) as rec:
+        n.say(f"store {store.parent.name}/{store.name}: every record AES-256-GCM sealed")
         story = _story(rec.catalog)
         for kind, item_id in story:
             rec.record(kind, item_id)
-            n.say(f"record({kind!r}, {rec.catalog.entries[rec.catalog.index[item_id]].title!r})")
+            n.say(f"record({kind!r}, {_title(rec, item_id)!r})")
         n.step("Device: recommendations scored on the device with onnxruntime")
         for rank, item in enumerate(rec.recommend(k=8), start=1):
             n.say(f"{rank}. {item.title}  [{item.score:.3f}]")
             n.say(f"     {item.reasons[0].text}")
+        _reorder_shortcuts(n, rec, story)
+        _shoppers_data(n, rec, store)
+
+
+def _reorder_shortcuts(n: _Narrator, rec: Recommender, story: list[tuple[str, str]]) -> None:
+    n.step("Device: reorder shortcuts, timed from the shopper's own purchases")
+    now = datetime.now(timezone.utc).astimezone()
+    bought: list[str] = []
+    for word, ages, quantity in _PANTRY:
+        item_id = _first_consumable(rec, word)
+        if item_id is None:
+            continue
+        for age in ages:
+            rec.record("purchase", item_id, quantity=quantity, at=now - timedelta(days=age))
+        bought.append(item_id)
+        days = ", ".join(str(age) for age in ages)
+        n.say(f"bought {_title(rec, item_id)!r} x{quantity}, {days} days ago")
+    n.say("rec.shortcuts(k=5), due first:")
+    shortcuts = rec.shortcuts(k=5)
+    for s in shortcuts:
+        if s.due is not None:
+            expected = f"{s.due.expected_date:%d %b}, confidence {s.due.confidence:.2f}"
+            n.say(f"- {s.title} (expected {expected})")
+            n.say(f"    {s.reason}")
+    durables = [i for kind, i in story if kind == "purchase" and i not in bought]
+    if durables:
+        if durables[0] in {s.item_id for s in shortcuts}:  # pragma: no cover - must fail loudly
+            raise RuntimeError("a durable bought once became a reorder shortcut")
+        n.say(f"{_title(rec, durables[0])!r} was bought once and is durable: never a shortcut")
+    due = next((s for s in shortcuts if s.due is not None), None)
+    if due is None:
+        return
+    rec.dismiss(due.item_id, reason="bought_elsewhere")
+    after = next(s for s in rec.shortcuts(k=5) if s.item_id == due.item_id)
+    n.say(f'dismiss({due.title!r}, reason="bought_elsewhere") resets its clock:')
+    n.say(f"    {after.reason}")
+    if len(bought) > 1:
+        payload = rec.reorder(bought[1])
+        n.say(f"reorder({_title(rec, bought[1])!r}): the app orders the usual {payload.quantity:g}")
+        n.say("    and the purchase is recorded, restarting the item's clock")
+
+
+def _shoppers_data(n: _Narrator, rec: Recommender, store: Path) -> None:
+    n.step("Device: the shopper's data is theirs to take or erase")
+    text = rec.export_data()
+    exported = json.loads(text)
+    n.say(
+        f"export_data(): {len(text):,} bytes of JSON: {len(exported['events'])} events, "
+        f"{len(exported['dismissals'])} dismissal(s), shortcut settings, network ledger"
+    )
+    rec.forget()
+    left = len(json.loads(rec.export_data())["events"])
+    n.say(f"forget(): {left} events left, shortcuts() -> {rec.shortcuts()}")
+    n.say(f"    erased records are overwritten in {store.name} and its WAL is truncated")
+
+
+def _title(rec: Recommender, item_id: str) -> str:
+    return rec.catalog.entries[rec.catalog.index[item_id]].title
+
+
+def _first_consumable(rec: Recommender, word: str) -> str | None:
+    for entry in rec.catalog.entries:
+        if entry.consumable and word in entry.category.lower():
+            return entry.item_id
+    return None
 
 
 def _story(catalog: BundleCatalog) -> list[tuple[str, str]]:

@@ -13,17 +13,23 @@ import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client_sdk.bundle import CatalogEntry
+from client_sdk.bundle import CONTEXT_PRIOR_FILE, REORDER_PRIORS_FILE, CatalogEntry
 from model_export.export import export_bundle
 from model_export.parity import ParityReport
 
-from .data import Catalog, Interactions, load_catalog, load_interactions
+from .context_prior import ContextPriorConfig, context_prior_file
+from .data import EVENT_KINDS, Catalog, Interactions, load_catalog, load_interactions
+from .reorder_tuning import TuningConfig, reorder_priors_file
 from .splits import collapse_positives
 from .training import Progress, TrainingConfig, TrainingResult, train_model
 
 logger = logging.getLogger(__name__)
 
 _PARITY_HISTORIES = 200
+DEFAULT_CONTEXT_PRIOR = ContextPriorConfig()
+"""Every bundle ships a context prior (popular per month and part of day) unless told not to."""
+DEFAULT_REORDER_TUNING = TuningConfig()
+"""Every bundle ships reorder priors (from its purchases) unless told not to."""
 
 
 @dataclass(frozen=True)
@@ -55,10 +61,16 @@ def build_bundle(
     now: datetime | None = None,
     progress: Progress | None = None,
     extra_files: Mapping[str, bytes] | None = None,
+    context_prior: ContextPriorConfig | None = DEFAULT_CONTEXT_PRIOR,
+    reorder_priors: TuningConfig | None = DEFAULT_REORDER_TUNING,
 ) -> BuildReport:
     """Load and validate the CSVs, train, export, check parity and sign into `out_dir`.
 
     `extra_files` (name -> bytes, e.g. `reorder_priors.json`) are signed into the bundle too.
+    `context_prior` computes `context_prior.json` from the interactions (None: none shipped).
+    `reorder_priors` tunes the device's reorder blending on a validation cut of the purchases
+    and computes `reorder_priors.json` from all of them (None, or a log without purchases: none
+    shipped, and devices use the default priors).
 
     Raises:
         DataError: an input file is malformed (file, line and field named).
@@ -74,6 +86,13 @@ def build_bundle(
         + (f", {len(catalog)} catalog items" if catalog else "")
     )
     training = train_model(interactions, config, progress=say)
+    extra_files = dict(extra_files or {})
+    if context_prior is not None and CONTEXT_PRIOR_FILE not in extra_files:
+        extra_files[CONTEXT_PRIOR_FILE] = context_prior_file(interactions, context_prior)
+    if reorder_priors is not None and REORDER_PRIORS_FILE not in extra_files:
+        priors = _reorder_priors_file(interactions, catalog, reorder_priors, say)
+        if priors is not None:
+            extra_files[REORDER_PRIORS_FILE] = priors
     version = model_version if model_version is not None else default_model_version(now)
     bundle_dir, parity = export_trained(
         training,
@@ -123,6 +142,25 @@ def export_trained(
         now=now,
         extra_files=extra_files,
     )
+
+
+def _reorder_priors_file(
+    interactions: Interactions,
+    catalog: Catalog | None,
+    tuning: TuningConfig,
+    say: Progress,
+) -> bytes | None:
+    """The reorder priors of a release, or None when the log holds no purchase."""
+    if not (interactions.event == EVENT_KINDS.index("purchase")).any():
+        say("no purchases in the log: no reorder priors (devices use the defaults)")
+        return None
+    started = time.perf_counter()
+    data = reorder_priors_file(interactions, catalog, tuning=tuning)
+    say(
+        f"reorder priors: {len(data) / 1024:.0f} KiB, blending tuned on a validation cut "
+        f"({time.perf_counter() - started:.1f}s)"
+    )
+    return data
 
 
 def catalog_entries(item_ids: Sequence[str], catalog: Catalog | None) -> list[CatalogEntry]:

@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from client_sdk.features import InterestConfig, bundle_interest
 from model_export.export import LowRankModel, SparseItemModel, TrainedModel
 
 from .data import Interactions
 from .errors import TrainingError
+from .gram import Gram, local_ridge, prune_rows, top_eigen
 from .splits import DEFAULT_EVENT_WEIGHTS, Positives, collapse_positives, strong_split
 from .validation import ItemScorer, Validator, popularity_prior
 
@@ -57,7 +57,7 @@ class TrainingConfig:
     l2_grid: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0)
     """Regularisation as multiples of the mean item count (diagonal of X^T X)."""
     popularity_grid: tuple[float, ...] = (0.0, 0.03, 0.1, 0.3, 1.0)
-    candidates: int = 100
+    candidates: int = 64
     min_item_users: int = 2
     max_bytes_ratio: float = 0.02
     """Largest model size as a share of EASE's dense float32 n x n matrix (1/50)."""
@@ -68,6 +68,7 @@ class TrainingConfig:
     max_items: int = 30_000
     event_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     validation_fraction: float = 0.15
+    max_validation_users: int = 2_000
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -84,6 +85,10 @@ class TrainingConfig:
             raise ValueError(f"min_item_users must be >= 1, found {self.min_item_users}")
         if not 0 < self.max_bytes_ratio <= 1:
             raise ValueError(f"max_bytes_ratio must be in (0, 1], found {self.max_bytes_ratio}")
+        if self.max_validation_users < 1:
+            raise ValueError(
+                f"max_validation_users must be >= 1, found {self.max_validation_users}"
+            )
         if not 0 < self.validation_fraction < 1:
             raise ValueError(
                 f"validation_fraction must be in (0, 1), found {self.validation_fraction}"
@@ -160,12 +165,9 @@ def _search(
     Returns every grid point, the chosen point (its NDCG measured with the chosen decay) and the
     chosen half-lives.
     """
-    split = strong_split(
-        positives,
-        held_out_fraction=config.validation_fraction,
-        seed=config.seed,
-        min_items=3,
-    )
+    eligible = int((np.bincount(positives.user, minlength=positives.n_users) >= 3).sum())
+    fraction = min(config.validation_fraction, config.max_validation_users / max(eligible, 1))
+    split = strong_split(positives, held_out_fraction=fraction, seed=config.seed, min_items=3)
     active = _active_items(split.train, config)
     sizes = _sizes(positives.n_items, config)
     if len(split.held_out) < 5 or active.size < 3:
@@ -175,18 +177,18 @@ def _search(
         return [choice], choice, DEFAULT_HALF_LIVES
     validator = Validator(split, active, config.popularity_grid, config.event_weights)
     validator.set_decay(interest_of(DEFAULT_HALF_LIVES))
-    gram = _gram(split.train, active)
-    scale = float(np.mean(np.diag(gram))) or 1.0
+    gram = Gram.build(split.train, active)
+    scale = gram.mean_diag
     say(f"validation: {len(split.held_out)} users, {active.size} active items")
     scorers: dict[tuple[str, int, float], ItemScorer] = {}
     if "sparse" in config.forms:
         for factor in config.l2_grid:
-            weights = _local_ridge(gram, factor * scale, config.candidates)
+            weights = local_ridge(gram, factor * scale, config.candidates)
             for m in sizes["sparse"]:
-                idx, w = prune_top_m(weights, m)
+                idx, w = prune_rows(weights, m)
                 scorers["sparse", m, factor] = _SparseScorer(_sparse_rows(idx, w))
     if "low-rank" in config.forms:
-        values, vectors = _top_eigen(gram, max(sizes["low-rank"]))
+        values, vectors = top_eigen(gram, max(sizes["low-rank"]))
         for factor, d in itertools.product(config.l2_grid, sizes["low-rank"]):
             factors = _shrunk_factors(values[:d], vectors[:, :d], factor * scale)
             scorers["low-rank", d, factor] = _LowRankScorer(factors)
@@ -245,50 +247,19 @@ def _fit(
     if active.size < 2:
         idx = np.repeat(np.arange(n)[:, None], 1, axis=1)
         return SparseItemModel(item_ids, idx, np.zeros((n, 1), np.float32), base, events, info)
-    gram = _gram(positives, active)
-    l2 = choice.l2_factor * (float(np.mean(np.diag(gram))) or 1.0)
+    gram = Gram.build(positives, active)
+    l2 = choice.l2_factor * gram.mean_diag
     if choice.form == "low-rank":
         d = min(choice.size, active.size - 1)
-        values, vectors = _top_eigen(gram, d)
+        values, vectors = top_eigen(gram, d)
         factors = np.zeros((n, d), np.float32)
         factors[active] = _shrunk_factors(values, vectors, l2)
         return LowRankModel(item_ids, factors, base, events, {**info, "rank": d})
-    weights = _local_ridge(gram, l2, config.candidates)
-    idx_a, w_a = prune_top_m(weights, choice.size)
+    idx_a, w_a = prune_rows(local_ridge(gram, l2, config.candidates), choice.size)
     idx = np.repeat(np.arange(n)[:, None], idx_a.shape[1], axis=1)
     w = np.zeros((n, idx_a.shape[1]), np.float32)
     idx[active], w[active] = active[idx_a], w_a
     return SparseItemModel(item_ids, idx.astype(np.int64), w, base, events, info)
-
-
-def ease_weights(gram: npt.NDArray[np.float64], l2: float) -> npt.NDArray[np.float32]:
-    """EASE's closed-form item-item matrix B (zero diagonal) from the Gram matrix X^T X."""
-    g = gram.astype(np.float64, copy=True)
-    g[np.diag_indices_from(g)] += l2
-    p = np.linalg.inv(g)
-    b = -p / np.diag(p)[None, :]
-    b[np.diag_indices_from(b)] = 0.0
-    return b.astype(np.float32)
-
-
-def prune_top_m(
-    weights: npt.NDArray[np.float32], m: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """Keep each row's `m` largest weights (fewer than m items: keep all; pad with zeros)."""
-    n = weights.shape[0]
-    m_eff = min(m, n - 1)
-    w = weights.copy()
-    w[np.diag_indices_from(w)] = -np.inf
-    idx = np.argpartition(-w, m_eff - 1, axis=1)[:, :m_eff]
-    vals = np.take_along_axis(weights, idx, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    idx, vals = np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
-    vals = np.maximum(vals, 0.0)  # a pruned list keeps evidence for items, not against them
-    if m_eff < m:
-        pad = m - m_eff
-        idx = np.hstack([idx, np.repeat(np.arange(n)[:, None], pad, axis=1)])
-        vals = np.hstack([vals, np.zeros((n, pad), np.float32)])
-    return idx.astype(np.int64), vals.astype(np.float32)
 
 
 def _active_items(positives: Positives, config: TrainingConfig) -> npt.NDArray[np.int64]:
@@ -314,44 +285,6 @@ def _sizes(n: int, config: TrainingConfig) -> dict[str, list[int]]:
     }
 
 
-def _gram(positives: Positives, active: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-    position = np.full(positives.n_items, -1, np.int64)
-    position[active] = np.arange(active.size)
-    keep = position[positives.item] >= 0
-    x = sp.csr_matrix(
-        (
-            positives.strength[keep].astype(np.float64),
-            (positives.user[keep], position[positives.item[keep]]),
-        ),
-        shape=(positives.n_users, active.size),
-    )
-    return np.asarray((x.T @ x).toarray(), dtype=np.float64)
-
-
-def _local_ridge(
-    gram: npt.NDArray[np.float64], l2: float, candidates: int
-) -> npt.NDArray[np.float32]:
-    """EASE's columns solved on each item's `candidates` most co-occurring items only.
-
-    Column j of EASE is the ridge regression of item j on all other items; restricted to the
-    candidates N(j) it is w = (G[N, N] + l2 I)^-1 G[N, j]. Batched: O(n C^3), not O(n^3).
-    """
-    n = gram.shape[0]
-    c = min(candidates, n - 1)
-    weights = np.zeros((n, n), np.float32)
-    eye = np.eye(c)[None]
-    for start in range(0, n, _SOLVE_BATCH):
-        cols = np.arange(start, min(n, start + _SOLVE_BATCH))
-        block = gram[cols].copy()
-        block[np.arange(cols.size), cols] = -np.inf
-        cand = np.argpartition(-block, c - 1, axis=1)[:, :c]
-        lhs = gram[cand[:, :, None], cand[:, None, :]] + l2 * eye
-        rhs = gram[cand, cols[:, None]]
-        solved = np.linalg.solve(lhs, rhs[..., None])[..., 0]
-        weights[cand, cols[:, None]] = solved
-    return weights
-
-
 @dataclass(frozen=True)
 class _SparseScorer:
     matrix: sp.csr_matrix
@@ -360,32 +293,17 @@ class _SparseScorer:
         return histories @ self.matrix
 
 
+def _sparse_rows(idx: npt.NDArray[np.int64], w: npt.NDArray[np.float32]) -> sp.csr_matrix:
+    n, m = idx.shape
+    return sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), m), idx.ravel())), shape=(n, n))
+
+
 @dataclass(frozen=True)
 class _LowRankScorer:
     factors: npt.NDArray[np.float32]
 
     def __call__(self, histories: sp.csr_matrix) -> object:
         return np.asarray(histories @ self.factors) @ self.factors.T
-
-
-def _sparse_rows(idx: npt.NDArray[np.int64], w: npt.NDArray[np.float32]) -> sp.csr_matrix:
-    n, m = idx.shape
-    return sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), m), idx.ravel())), shape=(n, n))
-
-
-def _top_eigen(
-    gram: npt.NDArray[np.float64], d: int
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """The d largest eigenpairs of the (symmetric, PSD) Gram matrix, largest first."""
-    n = gram.shape[0]
-    d = min(d, n - 1)
-    if n <= _DENSE_EIGH_MAX:
-        values, vectors = np.linalg.eigh(gram)
-    else:
-        rng = np.random.default_rng(0)
-        values, vectors = spla.eigsh(gram, k=d, which="LA", v0=rng.random(n))
-    order = np.argsort(-values)[:d]
-    return np.maximum(values[order], 0.0), vectors[:, order]
 
 
 def _shrunk_factors(

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from model_export.export import LowRankModel, SparseItemModel
+from server.baselines import ease_weights
 from server.data import load_interactions
 from server.errors import TrainingError
-from server.training import TrainingConfig, ease_weights, prune_top_m, train_model
+from server.gram import Gram, local_ridge, prune_rows
+from server.training import TrainingConfig, train_model
 from server.validation import popularity_prior
 
 
@@ -46,15 +49,36 @@ def test_ease_weights_match_the_closed_form() -> None:
         assert b[j, j] == 0.0
 
 
-def test_prune_keeps_each_rows_largest_weights_and_pads() -> None:
-    w = np.array([[0, 3, 1, 2], [5, 0, -1, 4], [1, 1, 0, 0], [0, 0, 0, 0]], np.float32)
-    idx, vals = prune_top_m(w, 2)
+def test_prune_keeps_each_rows_largest_positive_weights_and_pads() -> None:
+    w = sp.csr_matrix(np.array([[0, 3, 1, 2], [5, 0, -1, 4], [1, 1, 0, 0], [0, 0, 0, 0]], float))
+    idx, vals = prune_rows(w, 2)
     assert idx[0].tolist() == [1, 3] and vals[0].tolist() == [3, 2]
     assert idx[1].tolist() == [0, 3] and vals[1].tolist() == [5, 4]
-    idx, vals = prune_top_m(w, 6)  # more than n - 1: every other item, then padding with zeros
+    idx, vals = prune_rows(w, 6)  # more than a row holds: padding with (self, 0)
     assert idx.shape == (4, 6)
-    assert vals[0].tolist() == [3, 2, 1, 0, 0, 0]
-    assert not np.any(vals < 0)
+    assert vals[0].tolist() == [3, 2, 1, 0, 0, 0] and idx[0, 3:].tolist() == [0, 0, 0]
+    assert vals[3].tolist() == [0] * 6 and idx[3].tolist() == [3] * 6
+
+
+@pytest.mark.parametrize("dense_max", [1000, 0])
+def test_local_ridge_with_all_candidates_is_ease(dense_max: int) -> None:
+    """With every other item as a candidate, each column's ridge is EASE's column exactly."""
+    rng = np.random.default_rng(1)
+    x = (rng.random((60, 7)) < 0.4).astype(np.float64)
+    from server.splits import Positives
+
+    user, item = np.nonzero(x)
+    seen = np.full((user.size, 3), -np.inf)
+    positives = Positives(
+        user.astype(np.int64), item.astype(np.int64), np.zeros(user.size, np.int64),
+        np.ones(user.size, np.float32), 60, 7, seen,
+    )  # fmt: skip
+    gram = Gram.build(positives, np.arange(7, dtype=np.int64), dense_max=dense_max)
+    assert gram.is_dense == (dense_max > 0)
+    local = local_ridge(gram, 2.0, candidates=6).toarray()
+    ease = ease_weights(x.T @ x, 2.0)
+    # Items that never co-occur with j are not candidates; EASE gives them (near) zero weight too.
+    np.testing.assert_allclose(local, ease, atol=0.02)
 
 
 def test_popularity_prior_orders_by_count_and_scales_with_its_weight() -> None:
