@@ -10,7 +10,9 @@ catalogue of 50k items never needs the 10-20 GB a dense n x n array would. Both 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -82,55 +84,71 @@ class Gram:
             out[r, : idx.size] = idx
         return out
 
-    def block(self, cand: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        """G[N, N] for one candidate list N (no -1 entries)."""
-        if isinstance(self.matrix, np.ndarray):
-            return self.matrix[np.ix_(cand, cand)]
-        return np.asarray(self.matrix[cand][:, cand].toarray(), dtype=np.float64)
-
 
 def local_ridge(gram: Gram, l2: float, candidates: int) -> sp.csr_matrix:
     """EASE's columns, each solved on its candidates: a sparse n x n matrix W, W[i, j] the
     weight of history item i for item j."""
+    return local_ridges(gram, [l2], candidates)[0]
+
+
+def local_ridges(gram: Gram, l2s: Sequence[float], candidates: int) -> list[sp.csr_matrix]:
+    """`local_ridge` for several l2 at once: the candidate blocks are gathered once."""
     n = gram.n
     c = max(1, min(candidates, n - 1))
-    rows: list[npt.NDArray[np.int64]] = []
-    cols_out: list[npt.NDArray[np.int64]] = []
-    vals: list[npt.NDArray[np.float64]] = []
+    parts: list[tuple[list[npt.NDArray[np.int64]], list[npt.NDArray[np.int64]], list[Any]]] = [
+        ([], [], []) for _ in l2s
+    ]
     for start in range(0, n, _BATCH):
         cols = np.arange(start, min(n, start + _BATCH), dtype=np.int64)
         cand = gram.candidates(cols, c)
         pad = cand < 0
         safe = np.where(pad, cols[:, None], cand)
-        if isinstance(gram.matrix, np.ndarray):
-            lhs = gram.matrix[safe[:, :, None], safe[:, None, :]]
-            rhs = gram.matrix[safe, cols[:, None]]
-        else:
-            lhs = np.stack([gram.block(safe[r]) for r in range(cols.size)])
-            rhs = np.stack([_column(gram, safe[r], int(cols[r])) for r in range(cols.size)])
-        lhs = lhs + l2 * np.eye(c)[None]
+        lhs, rhs = _blocks(gram, safe, cols)
         # A padded slot solves to 0: its row and column become the identity, its target 0.
         lhs[pad] = 0.0
         lhs.transpose(0, 2, 1)[pad] = 0.0
-        b_idx, s_idx = np.nonzero(pad)
-        lhs[b_idx, s_idx, s_idx] = 1.0
         rhs[pad] = 0.0
-        solved = np.linalg.solve(lhs, rhs[..., None])[..., 0]
-        keep = ~pad & (solved != 0)
-        rows.append(safe[keep])
-        cols_out.append(np.broadcast_to(cols[:, None], safe.shape)[keep])
-        vals.append(solved[keep])
-    return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols_out))), shape=(n, n)
-    )
+        b_idx, s_idx = np.nonzero(pad)
+        eye = np.eye(c)[None]
+        for (rows, cols_out, vals), l2 in zip(parts, l2s, strict=True):
+            system = lhs + l2 * eye
+            system[b_idx, s_idx, s_idx] = 1.0
+            solved = np.linalg.solve(system, rhs[..., None])[..., 0]
+            keep = ~pad & (solved != 0)
+            rows.append(safe[keep])
+            cols_out.append(np.broadcast_to(cols[:, None], safe.shape)[keep])
+            vals.append(solved[keep])
+    return [
+        sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols_out))),
+            shape=(n, n),
+        )
+        for rows, cols_out, vals in parts
+    ]
 
 
-def _column(gram: Gram, cand: npt.NDArray[np.int64], j: int) -> npt.NDArray[np.float64]:
+def _blocks(
+    gram: Gram, safe: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """G[N_b, N_b] and G[N_b, j_b] for a batch of columns j_b with candidate lists N_b."""
     if isinstance(gram.matrix, np.ndarray):
-        column: npt.NDArray[np.float64] = gram.matrix[cand, j]
-    else:
-        column = np.asarray(gram.matrix[cand, j].toarray(), dtype=np.float64).ravel()
-    return column
+        return gram.matrix[safe[:, :, None], safe[:, None, :]], gram.matrix[safe, cols[:, None]]
+    b, c = safe.shape
+    # Where each item sits in each column's candidate list (-1: not a candidate).
+    slot = np.full((b, gram.n), -1, np.int32)
+    slot[np.arange(b)[:, None], safe] = np.arange(c, dtype=np.int32)[None, :]
+    rows = gram.matrix[safe.ravel()].tocoo()
+    owner, local = rows.row // c, rows.row % c
+    where = slot[owner, rows.col]
+    ok = where >= 0
+    lhs = np.zeros((b, c, c))
+    lhs[owner[ok], local[ok], where[ok]] = rows.data[ok]
+    column = gram.matrix[cols].tocoo()  # G is symmetric: row j holds column j
+    where = slot[column.row, column.col]
+    ok = where >= 0
+    rhs = np.zeros((b, c))
+    rhs[column.row[ok], where[ok]] = column.data[ok]
+    return lhs, rhs
 
 
 def prune_rows(
@@ -138,19 +156,18 @@ def prune_rows(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """Each row's m largest positive weights, best first; short rows padded with (self, 0)."""
     n = weights.shape[0]
+    coo = weights.tocoo()
+    positive = coo.data > 0
+    row, col, data = coo.row[positive], coo.col[positive], coo.data[positive]
+    order = np.lexsort((-data, row))
+    row, col, data = row[order], col[order], data[order]
+    first = np.searchsorted(row, np.arange(n))
+    rank = np.arange(row.size) - first[row]
+    keep = rank < m
     idx = np.repeat(np.arange(n, dtype=np.int64)[:, None], m, axis=1)
     val = np.zeros((n, m), np.float32)
-    csr = weights.tocsr()
-    for i in range(n):
-        start, end = csr.indptr[i], csr.indptr[i + 1]
-        cols, data = csr.indices[start:end], csr.data[start:end]
-        positive = data > 0
-        cols, data = cols[positive], data[positive]
-        if cols.size > m:
-            top = np.argpartition(-data, m - 1)[:m]
-            cols, data = cols[top], data[top]
-        order = np.argsort(-data, kind="stable")
-        idx[i, : cols.size], val[i, : cols.size] = cols[order], data[order]
+    idx[row[keep], rank[keep]] = col[keep]
+    val[row[keep], rank[keep]] = data[keep]
     return idx, val
 
 

@@ -33,7 +33,7 @@ from model_export.export import LowRankModel, SparseItemModel, TrainedModel
 
 from .data import Interactions
 from .errors import TrainingError
-from .gram import Gram, local_ridge, prune_rows, top_eigen
+from .gram import Gram, local_ridge, local_ridges, prune_rows, top_eigen
 from .splits import DEFAULT_EVENT_WEIGHTS, Positives, collapse_positives, strong_split
 from .validation import ItemScorer, Validator, popularity_prior
 
@@ -65,10 +65,10 @@ class TrainingConfig:
     """Interest decay of purchases and carts tried on validation (None: no decay)."""
     view_half_lives: tuple[float, ...] = (30.0, 7.0, 3.0)
     """Interest decay of views and searches tried (the device caps them at 30 days)."""
-    max_items: int = 30_000
+    max_items: int = 200_000
     event_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     validation_fraction: float = 0.15
-    max_validation_users: int = 2_000
+    max_validation_users: int = 1_000
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -182,8 +182,8 @@ def _search(
     say(f"validation: {len(split.held_out)} users, {active.size} active items")
     scorers: dict[tuple[str, int, float], ItemScorer] = {}
     if "sparse" in config.forms:
-        for factor in config.l2_grid:
-            weights = local_ridge(gram, factor * scale, config.candidates)
+        ridges = local_ridges(gram, [f * scale for f in config.l2_grid], config.candidates)
+        for factor, weights in zip(config.l2_grid, ridges, strict=True):
             for m in sizes["sparse"]:
                 idx, w = prune_rows(weights, m)
                 scorers["sparse", m, factor] = _SparseScorer(_sparse_rows(idx, w))
