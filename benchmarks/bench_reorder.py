@@ -9,6 +9,11 @@ Part 2 times `client_sdk.shortcuts.shortcuts()` on five years of a heavy shopper
 (synthetic: real product ids and priors of the sample, purchase rhythms from daily to yearly),
 median of repeated calls; and the one-off cost of building the history from raw purchases.
 
+Part 3 times the same through the device's front door: every purchase recorded with
+`Recommender.record` into an encrypted store file, the store closed and reopened, then
+`Recommender.shortcuts(k=10)` (purchases read from the store, the bundle's signed
+`reorder_priors.json`), with a pin, a snooze and a "bought elsewhere" in the store.
+
     .venv/bin/python -m benchmarks.bench_reorder [--without-catalog] [--json OUT]
 """
 
@@ -25,14 +30,18 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks.datasets import (
     COMPLETE_JOURNEY,
     convert_complete_journey,
     convert_complete_journey_catalog,
 )
-from client_sdk.priors import encode_priors, parse_priors
+from client_sdk import Recommender, generate_store_key
+from client_sdk.bundle import REORDER_PRIORS_FILE, CatalogEntry
+from client_sdk.priors import ReorderPriors, encode_priors, parse_priors
 from client_sdk.shortcuts import PurchaseHistory, estimate_due, shortcuts
+from model_export.export import SparseItemModel, export_bundle
 from server.cli import main as facetwo
 from server.data import load_catalog, load_interactions
 from server.reorder import categories_from_catalog, collapse_purchase_days, compute_priors
@@ -83,12 +92,19 @@ def timed(function: Callable[[], object], repeats: int) -> list[float]:
     return times
 
 
-def latency(interactions: Path, catalog: Path, repeats: int) -> dict[str, float]:
+def shopper_and_priors(
+    interactions: Path, catalog: Path
+) -> tuple[list[Purchase], ReorderPriors, Path]:
+    """Five years of a heavy shopper of the log's most bought items, and the log's priors."""
     days = collapse_purchase_days(load_interactions(interactions))
     categories = categories_from_catalog(load_catalog(catalog))
     priors = parse_priors(encode_priors(compute_priors(days, categories=categories)))
     popular = np.argsort(-np.bincount(days.item, minlength=len(days.items)), kind="stable")
-    purchases = heavy_shopper([days.items[i] for i in popular])
+    return heavy_shopper([days.items[i] for i in popular]), priors, catalog
+
+
+def latency(interactions: Path, catalog: Path, repeats: int) -> dict[str, float]:
+    purchases, priors, _catalog = shopper_and_priors(interactions, catalog)
     now = datetime.combine(date(2026, 1, 1), datetime.min.time(), tzinfo=timezone.utc)
     history = PurchaseHistory.from_purchases(purchases)
     item_level = sum(1 for item_id in history.items if item_id in priors.items)
@@ -106,6 +122,105 @@ def latency(interactions: Path, catalog: Path, repeats: int) -> dict[str, float]
         "with_purchase_median_ms": statistics.median(update),
         "estimate_due_all_median_ms": statistics.median(every),
         "build_history_median_ms": statistics.median(build),
+    }
+
+
+class _Clock:
+    def __init__(self, now: datetime) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+
+def device_bundle(
+    out: Path, purchases: list[Purchase], priors: ReorderPriors, catalog: Path, now: datetime
+) -> tuple[Path, Ed25519PrivateKey]:
+    """A signed bundle of the shopper's items (a small random sparse model) with the priors.
+
+    The one-offs of `heavy_shopper` are marked durable, every other item consumable.
+    """
+    item_ids = list(dict.fromkeys(item_id for item_id, _day, _quantity in purchases))
+    rows = {row.item_id: row for row in load_catalog(catalog).items}
+    n, rng, key = len(item_ids), np.random.default_rng(0), Ed25519PrivateKey.generate()
+    days_of: dict[str, set[date]] = {}
+    for item_id, day, _quantity in purchases:
+        days_of.setdefault(item_id, set()).add(day)
+    model = SparseItemModel(
+        item_ids=tuple(item_ids),
+        neighbor_index=rng.integers(0, n, size=(n, 8)).astype(np.int64),
+        neighbor_weight=rng.random((n, 8)).astype(np.float32),
+        base_score=(np.linspace(1.0, 0.0, n) * 1e-4).astype(np.float32),
+        event_weights={"view": 0.25, "cart": 0.5, "purchase": 1.0},
+    )
+    entries = [
+        CatalogEntry(
+            item_id,
+            rows[item_id].title if item_id in rows else item_id,
+            rows[item_id].category if item_id in rows else "",
+            item_id,
+            len(days_of[item_id]) > 1,
+        )
+        for item_id in item_ids
+    ]
+    history = [(np.arange(20, dtype=np.int64), np.ones(20, np.float32))]
+    path, _ = export_bundle(
+        model,
+        out,
+        catalog=entries,
+        model_version=1,
+        signing_keys=[key],
+        sample_histories=history,
+        now=now,
+        extra_files={REORDER_PRIORS_FILE: encode_priors(priors)},
+    )
+    return path, key
+
+
+def device_latency(
+    purchases: list[Purchase], priors: ReorderPriors, catalog: Path, scratch: Path, repeats: int
+) -> dict[str, float]:
+    """`Recommender.shortcuts()` with the history in an encrypted store file, after a reopen."""
+    now = datetime.combine(date(2026, 1, 1), datetime.min.time(), tzinfo=timezone.utc)
+    bundle, key = device_bundle(scratch / "bundle", purchases, priors, catalog, now)
+    clock, store, store_key = _Clock(now), scratch / "shopper.db", generate_store_key()
+
+    def session() -> Recommender:
+        return Recommender.open(
+            bundle, trusted_keys=[key.public_key()], store=store, store_key=store_key, clock=clock
+        )
+
+    started = time.perf_counter()
+    with session() as rec:
+        for item_id, day, quantity in sorted(purchases, key=lambda p: p[1]):
+            at = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+            rec.record("purchase", item_id, quantity=quantity, at=at + timedelta(hours=12))
+        record_seconds = time.perf_counter() - started
+        rec.pin(purchases[-1][0])
+        rec.snooze(purchases[0][0], 30)
+        rec.dismiss(purchases[1][0], reason="bought_elsewhere")
+    started = time.perf_counter()
+    with session() as rec:
+        opened = time.perf_counter() - started
+        first = timed(lambda: rec.shortcuts(k=10), 1)[0]
+        calls = timed(lambda: rec.shortcuts(k=10), repeats)
+        staples = [s.item_id for s in rec.shortcuts(k=10)]
+
+        def buy_then_list() -> None:
+            rec.record("purchase", staples[-1])
+            rec.shortcuts(k=10)
+
+        after_purchase = timed(buy_then_list, max(5, repeats // 4))
+        events = len(json.loads(rec.export_data())["events"])
+    return {
+        "events_in_store": events,
+        "store_bytes": store.stat().st_size,
+        "record_all_seconds": record_seconds,
+        "reopen_ms": opened * 1000,
+        "first_shortcuts_ms": first,
+        "shortcuts_k10_median_ms": statistics.median(calls),
+        "shortcuts_k10_p95_ms": float(np.percentile(calls, 95)),
+        "record_then_shortcuts_median_ms": statistics.median(after_purchase),
     }
 
 
@@ -132,17 +247,24 @@ def main(argv: list[str] | None = None) -> int:
             return status
         quality = json.loads(metrics.read_text("utf-8"))
         numbers = latency(interactions, catalog, args.repeats)
-    print()
-    print(f"shortcuts() latency, heavy shopper over 5 years ({args.repeats} calls, medians)")
-    for key, value in numbers.items():
-        print(
-            f"  {key:<30}{value:>12.3f}" if isinstance(value, float) else f"  {key:<30}{value:>12}"
+        device = device_latency(
+            *shopper_and_priors(interactions, catalog), Path(scratch), args.repeats
         )
+    for title, table in (
+        (
+            f"shortcuts() latency, heavy shopper over 5 years ({args.repeats} calls, medians)",
+            numbers,
+        ),
+        ("Recommender.shortcuts() through the encrypted store, after a reopen", device),
+    ):
+        print()
+        print(title)
+        for key, value in table.items():
+            shown = f"{value:>12.3f}" if isinstance(value, float) else f"{value:>12}"
+            print(f"  {key:<34}{shown}")
     if args.json is not None:
-        args.json.write_text(
-            json.dumps({"evaluate_reorder": quality, "latency": numbers}, indent=2) + "\n",
-            encoding="utf-8",
-        )
+        document = {"evaluate_reorder": quality, "latency": numbers, "device": device}
+        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -13,6 +13,8 @@ from .errors import (
     ExpiredBundleError,
     FetchError,
     FormatError,
+    HttpStatusError,
+    MetadataError,
     RollbackError,
     SignatureError,
     StoreBusyError,
@@ -24,6 +26,7 @@ from .features import Clock, InterestConfig, LocalContext
 from .ledger import LedgerEntry, LedgerFetcher, NetworkLedger
 from .ranking import Reason, Recommendation
 from .recommender import Recommender, RecommenderConfig
+from .shortcuts import DueEstimate, ReorderPayload, Shortcut, ShortcutConfig
 from .store import PrivateStore, StoreConfig
 from .store_keys import generate_store_key, keyring_store_key
 from .updater import Updater, UpdaterConfig, UpdateResult
@@ -35,20 +38,26 @@ __all__ = [
     "ClientError",
     "Clock",
     "DigestMismatchError",
+    "DueEstimate",
     "ExpiredBundleError",
     "FetchError",
     "FormatError",
+    "HttpStatusError",
     "InterestConfig",
     "LedgerEntry",
     "LedgerFetcher",
     "LocalContext",
+    "MetadataError",
     "NetworkLedger",
     "PrivateStore",
     "Reason",
     "Recommendation",
     "Recommender",
     "RecommenderConfig",
+    "ReorderPayload",
     "RollbackError",
+    "Shortcut",
+    "ShortcutConfig",
     "SignatureError",
     "StoreBusyError",
     "StoreConfig",

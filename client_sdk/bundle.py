@@ -33,6 +33,8 @@ MODEL_FILE = "model.onnx"
 CATALOG_FILE = "catalog.json"
 REORDER_PRIORS_FILE = "reorder_priors.json"
 """optional: reorder priors for shortcuts (`priors.parse_priors` reads the verified bytes)."""
+CONTEXT_PRIOR_FILE = "context_prior.json"
+"""optional: popularity per month and part of day for empty sessions (`context_prior.py`)."""
 REQUIRED_FILES = (MODEL_FILE, CATALOG_FILE)
 DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
 

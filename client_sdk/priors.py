@@ -22,6 +22,7 @@ range), has a closed-form survival function, and its heavy tail keeps lapsed hab
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -45,7 +46,10 @@ __all__ = [
     "default_priors",
     "encode_priors",
     "parse_priors",
+    "usable_priors",
 ]
+
+logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "facetwo-reorder-priors"
 FORMAT_VERSION = 1
@@ -196,6 +200,25 @@ def bundle_priors(bundle: VerifiedBundle) -> ReorderPriors | None:
     """
     data = bundle.files.get(REORDER_PRIORS_FILE)
     return None if data is None else parse_priors(data)
+
+
+def usable_priors(bundle: VerifiedBundle) -> ReorderPriors:
+    """The verified bundle's reorder priors, else the default priors.
+
+    The priors only refine shortcut timing, so a bundle that ships none, or a file this SDK
+    cannot read (a newer format version, a broken file), costs the bundle nothing else: the
+    device uses `default_priors()`, with a warning for an unreadable file.
+    """
+    try:
+        priors = bundle_priors(bundle)
+    except FormatError as exc:
+        logger.warning(
+            "bundle v%d: reorder priors unusable (%s); shortcuts use the default priors",
+            bundle.manifest.model_version,
+            exc,
+        )
+        priors = None
+    return priors or default_priors()
 
 
 def parse_priors(data: bytes) -> ReorderPriors:

@@ -7,8 +7,8 @@ log intervals and the usual quantity), computed once when it is built, so `short
 O(items), not O(purchases). Build one with `from_purchases` when the store opens, then keep it
 current with `with_purchase`, which copies only the changed item.
 
-Guarantees: days are distinct and ascending; quantities are finite and > 0; messages never
-contain item ids, days or quantities.
+Guarantees: days are distinct and ascending; quantities are finite and > 0 (the units of one
+day add up, capped at 1,000,000); messages never contain item ids, days or quantities.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class ItemPurchases:
             quantities.append(quantity)
         elif day in days:
             position = days.index(day)
-            quantities[position] += quantity
+            quantities[position] = min(_MAX_QUANTITY, quantities[position] + quantity)
         else:  # an out-of-order purchase (a late sync): insert it in place
             position = sum(1 for d in days if d < day)
             days.insert(position, day)
@@ -164,7 +164,7 @@ class PurchaseHistory:
             if days is None:
                 days = by_item[check_item_id(item_id)] = {}
             day = day_number(when)
-            days[day] = days.get(day, 0.0) + _check_quantity(quantity)
+            days[day] = min(_MAX_QUANTITY, days.get(day, 0.0) + _check_quantity(quantity))
         items = {}
         for item_id, days in by_item.items():
             ordered = sorted(days)

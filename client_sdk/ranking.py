@@ -6,6 +6,11 @@
 - `Ranker.rank` (outside it): score with the bundle's model with those items excluded in the
   graph, before its top k, so k items come back while that many remain; over-fetch a little
   and keep one item per variant group; explain each result from the model's contributions.
+
+Cold start: with no history and no item in view, a bundle's context prior (`context_prior.py`)
+ranks what is popular in this month and part of the day, then the model's global prior fills
+up; "also bought" (`crowd=True`) scores the item in view alone, as the crowd bought it, and
+keeps only items the model links to it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .bundle import BundleCatalog
+from .context_prior import ContextPopularity
 from .controls import ShopperState, one_per_group
 from .features import HistoryVector, InterestConfig
 from .scoring import Scorer
@@ -29,7 +35,11 @@ _VERB = {
     "search": "searched for",
     "in_view": "are looking at",
 }
+_CROWD = "crowd"
+"""The history kind of the item in view in an "also bought" request."""
 _MAX_REASONS = 3
+POPULAR_CONTEXTS = ("month", "part_of_day")
+"""What an empty session's popularity may depend on (when the bundle ships a context prior)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +47,9 @@ class Reason:
     """Why an item was suggested, or a control that shaped the list."""
 
     kind: str
-    """"history" (`item_id` contributed `share` of the score), "popular", or "control"."""
+    """"history" (`item_id` contributed `share` of the score), "also_bought" (bought with
+    `item_id`, the item in view), "popular" (the crowd's choice, maybe in this context), or
+    "control"."""
     text: str
     item_id: str | None = None
     share: float = 0.0
@@ -61,6 +73,10 @@ class RequestPlan:
     exclude: npt.NDArray[np.int64]
     available: int
     controls: tuple[Reason, ...]
+    when: datetime | None = None
+    """the request's local time: the context of an empty session."""
+    crowd: bool = False
+    """"also bought": only items the model links to the item in view."""
 
 
 class Ranker:
@@ -75,6 +91,8 @@ class Ranker:
         *,
         max_history_items: int,
         interest: InterestConfig,
+        context: ContextPopularity | None = None,
+        contexts: Collection[str] = POPULAR_CONTEXTS,
     ) -> None:
         self._catalog = catalog
         self._scorer = scorer
@@ -83,6 +101,10 @@ class Ranker:
         self._max_history_items = max_history_items
         self._interest = interest
         self._variant_slack = 2
+        self._context = context if contexts else None
+        self._context_month = "month" in contexts
+        self._context_part = "part_of_day" in contexts
+        self._masks: dict[str, tuple[frozenset[str], npt.NDArray[np.bool_]]] = {}
 
     def plan(
         self,
@@ -92,10 +114,17 @@ class Ranker:
         exclude: Collection[str],
         candidates: Collection[str] | None,
         in_view: str | None,
+        crowd: bool = False,
     ) -> RequestPlan:
-        """The request for the shopper's state now (call under the state's lock)."""
+        """The request for the shopper's state now (call under the state's lock).
+
+        With `crowd`, the list is what shoppers who bought `in_view` also bought: the shopper's
+        history neither shapes nor filters it (dismissals, `exclude` and `candidates` do).
+        """
         index, n = self._catalog.index, len(self._catalog)
         controls: list[Reason] = []
+        if crowd:
+            return self._crowd_plan(now, exclude, candidates, in_view)
         if gift:
             history = HistoryVector(np.zeros(0, np.int64), np.zeros(0, np.float32), ())
             masked = np.zeros(n, bool)
@@ -127,13 +156,51 @@ class Ranker:
                     (*history.kind, "in_view"),
                     history.faded,
                 )
-        if candidates is not None:
-            allowed = np.zeros(n, bool)
-            allowed[[index[c] for c in candidates if c in index]] = True
-            masked |= ~allowed
-        masked[[index[e] for e in exclude if e in index]] = True
+        self._mask_outside(masked, exclude, candidates)
         excluded = np.flatnonzero(masked).astype(np.int64)
-        return RequestPlan(history, excluded, n - excluded.size, tuple(controls))
+        return RequestPlan(history, excluded, n - excluded.size, tuple(controls), now)
+
+    def _crowd_plan(
+        self,
+        now: datetime,
+        exclude: Collection[str],
+        candidates: Collection[str] | None,
+        in_view: str | None,
+    ) -> RequestPlan:
+        view_index = self._catalog.index.get(in_view) if in_view is not None else None
+        empty = HistoryVector(np.zeros(0, np.int64), np.zeros(0, np.float32), ())
+        if view_index is None:
+            return RequestPlan(empty, np.zeros(0, np.int64), 0, (), now, crowd=True)
+        masked = self._state.suppressed_mask() | self._state.group_mask(view_index)
+        self._mask_outside(masked, exclude, candidates)
+        history = HistoryVector(np.array([view_index], np.int64), np.ones(1, np.float32), (_CROWD,))
+        excluded = np.flatnonzero(masked).astype(np.int64)
+        n = len(self._catalog)
+        return RequestPlan(history, excluded, n - excluded.size, (), now, crowd=True)
+
+    def _mask_outside(
+        self,
+        masked: npt.NDArray[np.bool_],
+        exclude: Collection[str],
+        candidates: Collection[str] | None,
+    ) -> None:
+        """Mask `exclude` and everything outside `candidates`, in place. A frozenset's mask is
+        kept, so a kiosk's fixed store rules cost one lookup per request, not a catalog scan."""
+        if candidates is not None:
+            masked |= ~self._mask_of("candidates", candidates)
+        if exclude:
+            masked |= self._mask_of("exclude", exclude)
+
+    def _mask_of(self, role: str, ids: Collection[str]) -> npt.NDArray[np.bool_]:
+        cached = self._masks.get(role)
+        if cached is not None and cached[0] is ids:
+            return cached[1]
+        index = self._catalog.index
+        mask = np.zeros(len(self._catalog), bool)
+        mask[[index[i] for i in ids if i in index]] = True
+        if isinstance(ids, frozenset):
+            self._masks[role] = (ids, mask)
+        return mask
 
     def rank(self, plan: RequestPlan, k: int) -> list[Recommendation]:
         """The best `k` of a plan (fewer if fewer remain), one per variant group, explained.
@@ -144,6 +211,8 @@ class Ranker:
         want = min(k, plan.available)
         if want <= 0:
             return []
+        if plan.history.index.size == 0 and self._context is not None and plan.when is not None:
+            return self._rank_in_context(plan, want)
         # Over-fetch for the variants one_per_group drops, by about as many as the last list
         # dropped: the graph's cost grows with k (its contributions are k x history).
         fetch = min(plan.available, want + self._variant_slack)
@@ -159,6 +228,8 @@ class Ranker:
         controls = plan.controls
         if dropped:
             controls += (Reason("control", f"one variant per product: {dropped} left out"),)
+        if plan.crowd:  # "also bought": only what the model links to the item in view
+            kept = [p for p in kept if result.contributions[p, 0] > 0]
         sources, shares = top_contributors(result.contributions[np.asarray(kept, np.int64)])
         out = []
         for row, position in enumerate(kept):
@@ -174,12 +245,75 @@ class Ranker:
             )
         return out
 
+    def _rank_in_context(self, plan: RequestPlan, want: int) -> list[Recommendation]:
+        """An empty session: what is popular in this month and part of the day, then, for items
+        the context prior does not list, the model's global prior."""
+        assert self._context is not None and plan.when is not None  # noqa: S101 - checked above
+        ranking = self._context.rank(plan.when, month=self._context_month, part=self._context_part)
+        masked = np.zeros(len(self._catalog), bool)
+        masked[plan.exclude] = True
+        allowed = ~masked[ranking.index]
+        order, scores, codes = ranking.index[allowed], ranking.score[allowed], ranking.code[allowed]
+        kept, dropped = one_per_group(order, self._state.group_code, want)
+        picked = [(int(order[p]), float(scores[p]), ranking.reason[codes[p]]) for p in kept]
+        if len(picked) < want:
+            masked[ranking.index] = True
+            fill, skipped = self._fill_globally(
+                masked, {i for i, _, _ in picked}, want - len(picked)
+            )
+            picked += fill
+            dropped += skipped
+        controls = plan.controls
+        if dropped:
+            controls += (Reason("control", f"one variant per product: {dropped} left out"),)
+        return [
+            Recommendation(
+                self._catalog.entries[item].item_id,
+                self._catalog.entries[item].title,
+                score,
+                (Reason("popular", text), *controls),
+            )
+            for item, score, text in picked
+        ]
+
+    def _fill_globally(
+        self, masked: npt.NDArray[np.bool_], picked: set[int], need: int
+    ) -> tuple[list[tuple[int, float, str]], int]:
+        """Up to `need` unmasked items by the model's global prior, skipping the variant groups
+        of `picked`; and how many variants were skipped."""
+        taken = set(self._state.group_code[sorted(picked)].tolist())
+        exclude = np.flatnonzero(masked).astype(np.int64)
+        available = masked.size - exclude.size
+        fetch = min(available, need + len(taken) + self._variant_slack)
+        while True:
+            result = self._scorer.score(
+                np.zeros(0, np.int64), np.zeros(0, np.float32), exclude=exclude, k=fetch
+            )
+            out: list[tuple[int, float, str]] = []
+            seen, skipped = set(taken), 0
+            for item, score in zip(result.indices.tolist(), result.scores.tolist(), strict=True):
+                group = int(self._state.group_code[item])
+                if group in seen:
+                    skipped += 1
+                    continue
+                seen.add(group)
+                out.append((item, score, "popular with other shoppers"))
+                if len(out) == need:
+                    return out, skipped
+            if fetch >= available:
+                return out, skipped
+            fetch = min(available, 4 * fetch)
+
     def _reasons(
         self, sources: list[int], shares: list[float], history: HistoryVector
     ) -> list[Reason]:
         reasons = []
         for h, share in zip(sources, shares, strict=True):
             source = self._catalog.entries[int(history.index[h])]
+            if history.kind[h] == _CROWD:
+                text = f"people who bought {source.title} also bought this"
+                reasons.append(Reason("also_bought", text, source.item_id, share))
+                continue
             verb = _VERB.get(history.kind[h], "chose")
             reasons.append(
                 Reason("history", f"because you {verb} {source.title}", source.item_id, share)

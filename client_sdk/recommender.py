@@ -13,13 +13,15 @@ import json
 import logging
 import threading
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from ._crypto import PublicKeyLike
 from .bundle import DEFAULT_MAX_FILE_BYTES, MODEL_FILE, BundleCatalog, read_bundle
+from .context_prior import ContextPopularity, bundle_context_popularity
 from .controls import DISMISS_REASONS, INTENTS, ShopperState
 from .errors import StoreError
 from .features import (
@@ -34,11 +36,24 @@ from .features import (
     validate_event,
 )
 from .ledger import LedgerEntry, LedgerFetcher, NetworkLedger
-from .ranking import Ranker, Recommendation
+from .priors import ReorderPriors, default_priors, usable_priors
+from .purchases import PurchaseHistory
+from .ranking import POPULAR_CONTEXTS, Ranker, Recommendation
 from .scoring import Scorer
+from .shortcut_state import ReorderPayload
+from .shortcut_state import pin as pin_shortcut
+from .shortcut_state import snooze as snooze_shortcut
+from .shortcut_state import unpin as unpin_shortcut
+from .shortcuts import MAX_K as MAX_SHORTCUTS
+from .shortcuts import Shortcut, ShortcutConfig
+from .shortcuts import reorder as reorder_shortcut
+from .shortcuts import shortcuts as due_shortcuts
 from .store import PrivateStore, StoreConfig
 from .updater import Fetcher, HttpFetcher
 from .verify import Manifest
+
+if TYPE_CHECKING:
+    from .kiosk import IdleWaiter, KioskRules, KioskSession
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +71,19 @@ class RecommenderConfig:
     """How interest fades and how long events are kept; None takes the half-lives the bundle's
     training tuned (`model.history_half_life_days` in the manifest), else the defaults."""
     store: StoreConfig = field(default_factory=StoreConfig)
+    shortcuts: ShortcutConfig = field(default_factory=ShortcutConfig)
+    """How reorder shortcuts are chosen (the due window, the durable-goods rule)."""
+    popular_contexts: tuple[str, ...] = POPULAR_CONTEXTS
+    """What an empty session's popular list depends on when the bundle ships a context prior:
+    "month", "part_of_day", both (the default) or neither (the model's global prior)."""
 
     def __post_init__(self) -> None:
+        unknown = set(self.popular_contexts) - set(POPULAR_CONTEXTS)
+        if unknown or not isinstance(self.popular_contexts, tuple):
+            raise ValueError(
+                f"popular_contexts must be a tuple of {POPULAR_CONTEXTS}, "
+                f"found {self.popular_contexts!r}"
+            )
         if not 1 <= self.threads <= 64:
             raise ValueError(f"threads must be in [1, 64], found {self.threads}")
         if not 1 <= self.max_history_items <= 100_000:
@@ -82,8 +108,12 @@ class Recommender:
         store: PrivateStore | None = None,
         owns_store: bool = True,
         clock: Clock | None = None,
+        priors: ReorderPriors | None = None,
+        context: ContextPopularity | None = None,
     ) -> None:
         """Wire the parts together (use `open`). Loads and authenticates the store's records.
+
+        `priors` are the bundle's reorder priors (None: the fixed default priors).
 
         Raises:
             StoreUnreadableError, StoreError: the store's records cannot be used.
@@ -113,7 +143,13 @@ class Recommender:
             self._event_weights,
             max_history_items=config.max_history_items,
             interest=self._interest,
+            context=context,
+            contexts=config.popular_contexts,
         )
+        self._priors = priors or default_priors()
+        # A catalog that marks no item consumable says nothing about which goods are durable.
+        self._marks_consumables = any(entry.consumable for entry in catalog.entries)
+        self._bought_once: tuple[PurchaseHistory, frozenset[str]] | None = None
         self._last_prune: datetime | None = None
         self._maybe_prune(self._clock.now())
 
@@ -158,6 +194,8 @@ class Recommender:
             bundle_dir, trusted_keys, now=now, max_file_bytes=config.max_file_bytes
         )
         catalog = bundle.catalog()
+        context = bundle_context_popularity(bundle, catalog)
+        priors = usable_priors(bundle)
         scorer = Scorer(bundle.files[MODEL_FILE], len(catalog), threads=config.threads)
         if isinstance(store, PrivateStore):
             if store_key is not None:
@@ -174,7 +212,9 @@ class Recommender:
                 config,
                 store=private,
                 owns_store=owns,
+                priors=priors,
                 clock=clock,
+                context=context,
             )
         except BaseException:
             if owns:
@@ -275,7 +315,10 @@ class Recommender:
         """Stop suggesting an item and its variants, durably (undo with `undismiss`).
 
         `reason="bought_elsewhere"` of a consumable also counts as a purchase (the reorder
-        clock resets), unless learning is paused or the intent is "gift".
+        clock resets), unless learning is paused or the intent is "gift". Of anything else, or
+        while paused, it restarts the item's reorder clock without a purchase; in "gift" intent
+        it leaves the shopper's own clock alone. "not_interested" also removes the item from the
+        reorder shortcuts unless it is pinned.
 
         Raises:
             TypeError, ValueError: a bad argument; the message names it.
@@ -289,7 +332,9 @@ class Recommender:
         when = self._now(at, name="at")
         with self._lock:
             self._check_open()
-            self._state.dismiss(item_id, reason, when, learning=self._learning())
+            self._state.dismiss(
+                item_id, reason, when, learning=self._learning(), for_me=self._intent == "for_me"
+            )
 
     def undismiss(self, item_id: str) -> bool:
         """Take a dismissal back (and the purchase it recorded); False if there was none.
@@ -351,11 +396,153 @@ class Recommender:
         """The local time and time zone of a request (context features; unused by this model)."""
         return local_context(self._now(now))
 
+    # -- reorder shortcuts -----------------------------------------------------------------
+
+    def shortcuts(self, k: int = 5, *, now: datetime | None = None) -> list[Shortcut]:
+        """Dash-style reorder shortcuts: pinned items first, in the shopper's order, then the
+        items most likely bought within the window (`ShortcutConfig.window_days`), each with
+        its expected date, confidence and reason ("you buy this about every 12 days; last
+        bought 11 days ago").
+
+        Due-ness is learned on the device from the purchases in the store (recorded, reordered,
+        or bought elsewhere), blended with the bundle's reorder priors. Never shown unless
+        pinned: durable goods bought once (catalog items not marked consumable, when the catalog
+        marks any; else items the priors say are rarely bought again), snoozed items, items
+        dismissed as "not interested". Pinned items always show, even beyond `k`. In "gift"
+        intent the list is empty: nothing shaped by the shopper's own history is shown. While
+        learning is paused the list still shows what was learned before.
+
+        Raises:
+            TypeError: k is not an int.
+            ValueError: k is outside [1, 10000], or a bad `now`.
+        """
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise TypeError(f"k must be int, not {type(k).__name__}")
+        if not 1 <= k <= MAX_SHORTCUTS:
+            raise ValueError(f"k must be in [1, {MAX_SHORTCUTS}], found {k}")
+        when = self._now(now)
+        with self._lock:
+            self._check_open()
+            self._maybe_prune(when)
+            if self._intent == "gift":
+                return []
+            history = self._state.purchase_history(when.date())
+            state = self._state.shortcut_state
+            exclude = self._shortcut_exclusions(history)
+        found = due_shortcuts(
+            history,
+            self._priors,
+            state,
+            k=k,
+            now=when,
+            config=self._config.shortcuts,
+            exclude=exclude,
+        )
+        return [replace(s, title=self._state.title_of(s.item_id)) for s in found]
+
+    def reorder(self, item_id: str, *, now: datetime | None = None) -> ReorderPayload:
+        """One-tap reorder: what the host app should order, the item and the shopper's usual
+        quantity (the median of their recent purchase days; the shop's usual one for an item
+        never bought here). It is recorded as a purchase, which restarts the item's clock and
+        clears its snooze and "bought elsewhere" mark.
+
+        While learning is paused, or in "gift" intent, nothing is recorded or changed; in "gift"
+        intent the quantity is the shop's usual one, not the shopper's.
+
+        Raises:
+            TypeError, ValueError: a bad `item_id` or `now`.
+            StoreFullError, StoreError: the purchase was not recorded; nothing changed.
+        """
+        check_item_id(item_id)
+        when = self._now(now)
+        with self._lock:
+            self._check_open()
+            gift = self._intent == "gift"
+            history = PurchaseHistory() if gift else self._state.purchase_history(when.date())
+            payload, _history, state = reorder_shortcut(
+                history, self._state.shortcut_state, self._priors, item_id, now=when
+            )
+            if self._learning():
+                purchase = validate_event("purchase", item_id, payload.quantity, when, now=when)
+                self._state.set_shortcut_state(state, when, purchase=purchase)
+        return payload
+
+    def pin(self, item_id: str, *, position: int | None = None) -> None:
+        """Pin a reorder shortcut: it always shows, before the due ones, in the shopper's order
+        (at the end, or at `position`; pinning a pinned item moves it). Kept across restarts.
+
+        Raises:
+            TypeError, ValueError: a bad `item_id` or `position`, or over 100 pinned items.
+            StoreError: not saved.
+        """
+        check_item_id(item_id)
+        if position is not None:
+            if isinstance(position, bool) or not isinstance(position, int):
+                raise TypeError(f"position must be int or None, not {type(position).__name__}")
+            if position < 0:
+                raise ValueError(f"position must be >= 0, found {position}")
+        with self._lock:
+            self._check_open()
+            state = pin_shortcut(self._state.shortcut_state, item_id, position=position)
+            self._state.set_shortcut_state(state, self._clock.now())
+
+    def unpin(self, item_id: str) -> bool:
+        """Unpin a shortcut (it may still show when due); False if it was not pinned.
+
+        Raises:
+            TypeError, ValueError: a bad `item_id`.
+            StoreError: not saved.
+        """
+        check_item_id(item_id)
+        with self._lock:
+            self._check_open()
+            if item_id not in self._state.shortcut_state.pinned:
+                return False
+            state = unpin_shortcut(self._state.shortcut_state, item_id)
+            self._state.set_shortcut_state(state, self._clock.now())
+            return True
+
+    def snooze(self, item_id: str, days: int, *, now: datetime | None = None) -> date:
+        """Leave an item out of the due shortcuts for `days` days (a pinned one still shows);
+        returns the first day it shows again. Kept across restarts.
+
+        Raises:
+            TypeError, ValueError: a bad `item_id` or `now`; `days` outside [1, 366].
+            StoreError: not saved.
+        """
+        check_item_id(item_id)
+        when = self._now(now)
+        with self._lock:
+            self._check_open()
+            state = snooze_shortcut(self._state.shortcut_state, item_id, days, now=when)
+            self._state.set_shortcut_state(state, when)
+            return state.snoozed_until[item_id]
+
+    def _shortcut_exclusions(self, history: PurchaseHistory) -> frozenset[str]:
+        """Items not to offer unless pinned: durables bought once, "not interested" items."""
+        cached = self._bought_once
+        if cached is None or cached[0] is not history:
+            once: frozenset[str] = frozenset()
+            if self._marks_consumables:
+                entries, index = self._catalog.entries, self._catalog.index
+                once = frozenset(
+                    item_id
+                    for item_id, record in history.items.items()
+                    if record.purchase_days == 1
+                    and item_id in index
+                    and not entries[index[item_id]].consumable
+                )
+            cached = self._bought_once = (history, once)
+        dismissed = self._state.dismissals
+        if not dismissed:
+            return cached[1]
+        return cached[1] | {i for i, (_, d) in dismissed.items() if d.reason == "not_interested"}
+
     # -- the shopper's data ----------------------------------------------------------------
 
     def export_data(self, now: datetime | None = None) -> str:
         """Everything held about the shopper, as readable JSON: events, dismissals, settings,
-        and the network ledger.
+        reorder shortcut pins, snoozes and "bought elsewhere" marks, and the network ledger.
 
         Raises:
             StoreError: the store cannot be read.
@@ -366,8 +553,9 @@ class Recommender:
             return json.dumps(self._state.export(when), indent=2, ensure_ascii=False)
 
     def forget(self, item_id: str | None = None) -> None:
-        """Erase one item's events and dismissal, or (None) every event, dismissal and ledger
-        entry. Erased records are overwritten in the file and the WAL is truncated.
+        """Erase one item's events, dismissal and shortcut pin, snooze and mark, or (None) all
+        of them and every ledger entry. Erased records are overwritten in the file and the WAL
+        is truncated.
 
         Raises:
             TypeError, ValueError: a bad `item_id`.
@@ -439,3 +627,67 @@ class Recommender:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    # -- sessions (kiosks) -----------------------------------------------------------------
+
+    @classmethod
+    def ephemeral(
+        cls,
+        bundle_dir: Path | str,
+        *,
+        trusted_keys: Sequence[PublicKeyLike],
+        idle_timeout: float | None = 120.0,
+        clock: Clock | None = None,
+        rules: KioskRules | None = None,
+        now: datetime | None = None,
+        config: RecommenderConfig | None = None,
+        watch_idle: bool = True,
+        idle_waiter: IdleWaiter | None = None,
+    ) -> KioskSession:
+        """A kiosk session: verified like `open`, held in memory only, wiped when it ends.
+
+        Nothing is written to disk. The session is wiped by `end_session()`, after
+        `idle_timeout` seconds without a call (checked on every call, and every few seconds by
+        a watcher thread unless `watch_idle=False`), by `close()` and at process exit. `rules`
+        restrict every list to what the store stocks and may show.
+
+        Args:
+            bundle_dir: the installed bundle.
+            trusted_keys: the Ed25519 public keys a bundle must be signed by.
+            idle_timeout: seconds without a call before the session is wiped (None: never).
+            clock: the time source for events and the idle timeout (default: the system's).
+            rules: the store's `KioskRules` (default: every item, nothing excluded).
+            now: when to check the bundle's expiry (default: the clock's time).
+            config: limits, interest decay, popular contexts.
+            watch_idle: run the watcher thread.
+            idle_waiter: how the watcher waits between checks (tests drive it; returns True to
+                stop); default a timed wait.
+
+        Raises:
+            BundleError: the bundle must not be used.
+            TypeError, ValueError: a bad `idle_timeout` or `rules`.
+        """
+        from .kiosk import KioskSession
+
+        return KioskSession.start(
+            bundle_dir,
+            trusted_keys=trusted_keys,
+            idle_timeout=idle_timeout,
+            rules=rules,
+            now=now,
+            config=config,
+            clock=clock,
+            watch_idle=watch_idle,
+            idle_waiter=idle_waiter,
+        )
+
+    def end_session(self) -> None:
+        """End the shopper's session: the intent returns to "for_me". A persistent store keeps
+        its data (`forget()` erases it); a session from `ephemeral()` is wiped whole.
+
+        Raises:
+            ValueError: this Recommender is closed.
+        """
+        with self._lock:
+            self._check_open()
+            self._intent = "for_me"

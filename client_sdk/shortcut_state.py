@@ -8,7 +8,8 @@ the caller (the Recommender, with the private store) decides when to persist it,
 - `snooze`: an item is left out of the due list until the given number of days have passed;
 - `mark_bought_elsewhere`: restarts the item's clock today, as if bought, without learning an
   interval from it (the day is the shopper's recollection), and clears its snooze;
-- `reorder` (in `shortcuts.py`) records a purchase and clears the item's marks.
+- `reorder` (in `shortcuts.py`) records a purchase and clears the item's marks;
+- `forget_item`: the shopper erased an item; nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_SNOOZE_DAYS",
     "ReorderPayload",
     "ShortcutState",
+    "forget_item",
     "mark_bought_elsewhere",
     "pin",
     "prune",
@@ -155,6 +157,21 @@ def mark_bought_elsewhere(
     elsewhere = {**state.bought_elsewhere, item_id: _today(now)}
     snoozed = {k: v for k, v in state.snoozed_until.items() if k != item_id}
     return ShortcutState(state.pinned, snoozed, elsewhere)
+
+
+def forget_item(state: ShortcutState, item_id: str) -> ShortcutState:
+    """`state` without any pin, snooze or mark of `item_id` (the same object if it had none)."""
+    if not (
+        item_id in state.pinned
+        or item_id in state.snoozed_until
+        or item_id in state.bought_elsewhere
+    ):
+        return state
+    return ShortcutState(
+        tuple(pinned for pinned in state.pinned if pinned != item_id),
+        {k: v for k, v in state.snoozed_until.items() if k != item_id},
+        {k: v for k, v in state.bought_elsewhere.items() if k != item_id},
+    )
 
 
 def prune(

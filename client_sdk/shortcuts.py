@@ -26,9 +26,9 @@ Pins, snoozes and "bought elsewhere" live in a `ShortcutState` (`shortcut_state.
 caller persists; every function here is pure and takes `now` (days are calendar days of the
 datetimes as given: pass them in one time zone).
 
-Wiring, for the Recommender (the store keeps the purchases and the state's `to_dict()`):
+Wiring, as `Recommender.shortcuts()` does it (the store keeps the purchases and `to_dict()`):
 
-    priors = bundle_priors(bundle) or default_priors()       # client_sdk.priors
+    priors = usable_priors(bundle)                           # client_sdk.priors
     history = PurchaseHistory.from_purchases(purchases)      # once; then history.with_purchase
     for s in shortcuts(history, priors, state, k=5, now=clock.now()):
         print(s.item_id, s.reason, s.due.expected_date if s.due else "pinned")
@@ -62,6 +62,7 @@ from .shortcut_state import (
 )
 
 __all__ = [
+    "MAX_K",
     "DueEstimate",
     "ItemPurchases",
     "PurchaseHistory",
@@ -79,7 +80,7 @@ __all__ = [
     "unpin",
 ]
 
-_MAX_K = 10_000
+MAX_K = 10_000
 _MAX_LOG_DAYS = math.log(36_500.0)
 _FloatArray = npt.NDArray[np.float64]
 
@@ -139,6 +140,8 @@ class Shortcut:
     reason: str
     usual_quantity: float
     due: DueEstimate | None
+    title: str | None = None
+    """the catalog title (filled in by `Recommender.shortcuts`; None for an unknown item)."""
 
 
 @dataclass(frozen=True)
@@ -200,8 +203,8 @@ def shortcuts(
     Raises:
         ValueError: `k` is outside [1, 10000], or `now` is earlier than a purchase.
     """
-    if not 1 <= k <= _MAX_K:
-        raise ValueError(f"k must be in [1, {_MAX_K}], found {k}")
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be in [1, {MAX_K}], found {k}")
     config = config or ShortcutConfig()
     state = state or ShortcutState()
     today = _today(now)
@@ -304,13 +307,13 @@ def _score(
     item_priors = [priors.prior_for(item_id) for item_id in item_ids]
     own_last = np.array([r.days[-1] for r in records], np.int64)
     last = own_last.copy()
+    today_number = day_number(today)
     if state is not None and state.bought_elsewhere:
         position = {item_id: i for i, item_id in enumerate(item_ids)}
         for item_id, day in state.bought_elsewhere.items():
             i = position.get(item_id)
-            if i is not None:
+            if i is not None and day_number(day) <= today_number:  # later: not yet (clock)
                 last[i] = max(last[i], day_number(day))
-    today_number = day_number(today)
     if last.size and int(last.max()) > today_number:
         raise ValueError(f"now ({today.isoformat()}) is earlier than a recorded purchase")
     elapsed = (today_number - last).astype(np.float64)
