@@ -93,6 +93,8 @@ class InterestConfig:
         return self.purchase_retention_days if kind == "purchase" else self.browse_retention_days
 
 
+MAX_CLOCK_SKEW = timedelta(days=1)
+"""How far in the future `record(..., at=)` may be (a device clock a little ahead is fine)."""
 MAX_BROWSE_HALF_LIFE_DAYS = 30.0
 """However a model was tuned, a view or search loses half its weight within a month: a one-off
 look (at weight 0.25 of a purchase) fades and never dominates for long."""
@@ -137,6 +139,17 @@ class Event:
     """The shopper's local offset from UTC when it happened (the time-zone context)."""
 
 
+def check_id_collection(ids: object, name: str) -> None:
+    """Refuse a single string where a collection of item ids is meant (it would be read as
+    characters).
+
+    Raises:
+        TypeError: `ids` is a str or bytes, or not a collection.
+    """
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Collection):
+        raise TypeError(f"{name} must be a collection of item ids, not {type(ids).__name__}")
+
+
 def validate_event(
     kind: object, item_id: object, quantity: object, at: object, *, now: datetime
 ) -> Event:
@@ -162,6 +175,11 @@ def validate_event(
     elif isinstance(at, datetime):
         if at.tzinfo is None or at.utcoffset() is None:
             raise ValueError("at must be timezone-aware (for example datetime.now(timezone.utc))")
+        if at > now + MAX_CLOCK_SKEW:
+            # A future event would never fade nor expire, and would shape every list for years.
+            raise ValueError(
+                f"at is {at.isoformat()}, more than {MAX_CLOCK_SKEW} after now ({now.isoformat()})"
+            )
         when = at
     else:
         raise TypeError(f"at must be a datetime or None, not {type(at).__name__}")

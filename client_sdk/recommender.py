@@ -13,13 +13,15 @@ import json
 import logging
 import threading
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ._crypto import PublicKeyLike
+from ._shortcut_desk import ShortcutDesk, check_position
+from ._shortcut_desk import check_k as check_shortcut_k
 from .bundle import DEFAULT_MAX_FILE_BYTES, MODEL_FILE, BundleCatalog, read_bundle
 from .context_prior import ContextPopularity, bundle_context_popularity
 from .controls import DISMISS_REASONS, INTENTS, ShopperState
@@ -30,6 +32,7 @@ from .features import (
     LocalContext,
     SystemClock,
     bundle_interest,
+    check_id_collection,
     check_item_id,
     local_context,
     resolve_event_weights,
@@ -37,17 +40,10 @@ from .features import (
 )
 from .ledger import LedgerEntry, LedgerFetcher, NetworkLedger
 from .priors import ReorderPriors, default_priors, usable_priors
-from .purchases import PurchaseHistory
 from .ranking import POPULAR_CONTEXTS, Ranker, Recommendation
 from .scoring import Scorer
 from .shortcut_state import ReorderPayload
-from .shortcut_state import pin as pin_shortcut
-from .shortcut_state import snooze as snooze_shortcut
-from .shortcut_state import unpin as unpin_shortcut
-from .shortcuts import MAX_K as MAX_SHORTCUTS
 from .shortcuts import Shortcut, ShortcutConfig
-from .shortcuts import reorder as reorder_shortcut
-from .shortcuts import shortcuts as due_shortcuts
 from .store import PrivateStore, StoreConfig
 from .updater import Fetcher, HttpFetcher
 from .verify import Manifest
@@ -146,10 +142,9 @@ class Recommender:
             context=context,
             contexts=config.popular_contexts,
         )
-        self._priors = priors or default_priors()
-        # A catalog that marks no item consumable says nothing about which goods are durable.
-        self._marks_consumables = any(entry.consumable for entry in catalog.entries)
-        self._bought_once: tuple[PurchaseHistory, frozenset[str]] | None = None
+        self._shortcuts = ShortcutDesk(
+            catalog, self._state, priors or default_priors(), config.shortcuts, self._clock
+        )
         self._last_prune: datetime | None = None
         self._maybe_prune(self._clock.now())
 
@@ -290,6 +285,9 @@ class Recommender:
             raise TypeError(f"k must be int, not {type(k).__name__}")
         if k < 0:
             raise ValueError(f"k must be >= 0, found {k}")
+        check_id_collection(exclude, "exclude")
+        if candidates is not None:
+            check_id_collection(candidates, "candidates")
         if exclude and candidates is not None:
             raise ValueError("give exclude or candidates, not both")
         if in_view is not None:
@@ -416,29 +414,16 @@ class Recommender:
             TypeError: k is not an int.
             ValueError: k is outside [1, 10000], or a bad `now`.
         """
-        if isinstance(k, bool) or not isinstance(k, int):
-            raise TypeError(f"k must be int, not {type(k).__name__}")
-        if not 1 <= k <= MAX_SHORTCUTS:
-            raise ValueError(f"k must be in [1, {MAX_SHORTCUTS}], found {k}")
+        check_shortcut_k(k)
         when = self._now(now)
         with self._lock:
             self._check_open()
             self._maybe_prune(when)
             if self._intent == "gift":
                 return []
-            history = self._state.purchase_history(when.date())
-            state = self._state.shortcut_state
-            exclude = self._shortcut_exclusions(history)
-        found = due_shortcuts(
-            history,
-            self._priors,
-            state,
-            k=k,
-            now=when,
-            config=self._config.shortcuts,
-            exclude=exclude,
-        )
-        return [replace(s, title=self._state.title_of(s.item_id)) for s in found]
+            desk = self._shortcuts
+            snapshot = desk.snapshot(when)
+        return desk.due(snapshot, k, when)
 
     def reorder(self, item_id: str, *, now: datetime | None = None) -> ReorderPayload:
         """One-tap reorder: what the host app should order, the item and the shopper's usual
@@ -458,14 +443,7 @@ class Recommender:
         with self._lock:
             self._check_open()
             gift = self._intent == "gift"
-            history = PurchaseHistory() if gift else self._state.purchase_history(when.date())
-            payload, _history, state = reorder_shortcut(
-                history, self._state.shortcut_state, self._priors, item_id, now=when
-            )
-            if self._learning():
-                purchase = validate_event("purchase", item_id, payload.quantity, when, now=when)
-                self._state.set_shortcut_state(state, when, purchase=purchase)
-        return payload
+            return self._shortcuts.reorder(item_id, when, gift=gift, learning=self._learning())
 
     def pin(self, item_id: str, *, position: int | None = None) -> None:
         """Pin a reorder shortcut: it always shows, before the due ones, in the shopper's order
@@ -476,15 +454,10 @@ class Recommender:
             StoreError: not saved.
         """
         check_item_id(item_id)
-        if position is not None:
-            if isinstance(position, bool) or not isinstance(position, int):
-                raise TypeError(f"position must be int or None, not {type(position).__name__}")
-            if position < 0:
-                raise ValueError(f"position must be >= 0, found {position}")
+        check_position(position)
         with self._lock:
             self._check_open()
-            state = pin_shortcut(self._state.shortcut_state, item_id, position=position)
-            self._state.set_shortcut_state(state, self._clock.now())
+            self._shortcuts.pin(item_id, position)
 
     def unpin(self, item_id: str) -> bool:
         """Unpin a shortcut (it may still show when due); False if it was not pinned.
@@ -496,11 +469,7 @@ class Recommender:
         check_item_id(item_id)
         with self._lock:
             self._check_open()
-            if item_id not in self._state.shortcut_state.pinned:
-                return False
-            state = unpin_shortcut(self._state.shortcut_state, item_id)
-            self._state.set_shortcut_state(state, self._clock.now())
-            return True
+            return self._shortcuts.unpin(item_id)
 
     def snooze(self, item_id: str, days: int, *, now: datetime | None = None) -> date:
         """Leave an item out of the due shortcuts for `days` days (a pinned one still shows);
@@ -514,29 +483,7 @@ class Recommender:
         when = self._now(now)
         with self._lock:
             self._check_open()
-            state = snooze_shortcut(self._state.shortcut_state, item_id, days, now=when)
-            self._state.set_shortcut_state(state, when)
-            return state.snoozed_until[item_id]
-
-    def _shortcut_exclusions(self, history: PurchaseHistory) -> frozenset[str]:
-        """Items not to offer unless pinned: durables bought once, "not interested" items."""
-        cached = self._bought_once
-        if cached is None or cached[0] is not history:
-            once: frozenset[str] = frozenset()
-            if self._marks_consumables:
-                entries, index = self._catalog.entries, self._catalog.index
-                once = frozenset(
-                    item_id
-                    for item_id, record in history.items.items()
-                    if record.purchase_days == 1
-                    and item_id in index
-                    and not entries[index[item_id]].consumable
-                )
-            cached = self._bought_once = (history, once)
-        dismissed = self._state.dismissals
-        if not dismissed:
-            return cached[1]
-        return cached[1] | {i for i, (_, d) in dismissed.items() if d.reason == "not_interested"}
+            return self._shortcuts.snooze(item_id, days, when)
 
     # -- the shopper's data ----------------------------------------------------------------
 

@@ -53,6 +53,7 @@ def store_key(key_file: Path | None) -> bytes:
     if key_file is None:
         return keyring_store_key(service="facetwo-desktop-example")
     if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(generate_store_key())

@@ -59,8 +59,10 @@ class BlobStore:
         Raises:
             OSError: The directory cannot be created.
         """
-        self._root = root
-        self._objects = root / "sha256"
+        # Absolute, so that serving a file never depends on the working directory (Flask's
+        # send_file resolves relative paths against the application's package).
+        self._root = root.resolve()
+        self._objects = self._root / "sha256"
         self._objects.mkdir(parents=True, exist_ok=True)
 
     @property

@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the registry service under waitress")
     serve.add_argument("--data-dir", type=Path, required=True, help="registry data directory")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
     serve.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
     serve.add_argument(
         "--keys-dir", type=Path, help="online signing keys (default: $FACETWO_KEYS_DIR)"
@@ -135,6 +135,17 @@ def _parser() -> argparse.ArgumentParser:
     rotate.set_defaults(handler=_keys_rotate)
 
     return parser
+
+
+def _port(text: str) -> int:
+    """argparse type: a TCP port number."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 0..65535, found {port}")
+    return port
 
 
 def _passphrase() -> bytes | None:

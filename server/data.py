@@ -10,25 +10,27 @@ Guarantees:
 Files are UTF-8 (a BOM is accepted) with LF or CRLF line endings and a header row. Blank lines are
 skipped and unknown columns ignored. A timestamp is tried as Unix seconds first, so a compact ISO
 date such as `20250304` reads as seconds; write dates with dashes.
+
+Opening the file, iterating its records and reading the header live in `server._csvio`; this
+module owns the columns, the field rules and the result types.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import time
 from array import array
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from ._csvio import Records, open_records, read_header, show, width_error
 from .errors import DataError
 
 __all__ = [
@@ -47,7 +49,6 @@ EVENT_KINDS: tuple[str, ...] = ("view", "cart", "purchase")
 _T = TypeVar("_T")
 _Loaded = TypeVar("_Loaded", "Interactions", "Catalog")
 _Scalar = TypeVar("_Scalar", bound=np.generic)
-_Records = Iterator[tuple[int, list[str]]]  # (line where the record starts, its fields)
 _INTERACTION_COLUMNS = (("user_id", "item_id", "timestamp"), ("event", "quantity", "weight"))
 _CATALOG_COLUMNS = (("item_id", "title"), ("category", "group", "consumable", "price"))
 _MAX_ID_CHARS = 256
@@ -198,10 +199,6 @@ class _Timestamps(_Parsed[int]):
         return super().__missing__(raw)  # parses and caches other forms, or raises
 
 
-def _show(raw: str) -> str:
-    return repr(raw if len(raw) <= 60 else raw[:57] + "...")
-
-
 def _check_id(raw: str, name: str) -> str:
     key = raw.strip()
     if not key:
@@ -215,7 +212,7 @@ def _parse_event(raw: str) -> int:
     kind = raw.strip().lower()
     code = _EVENT_CODES.get(kind, _PURCHASE if not kind else None)
     if code is None:
-        raise ValueError(f"unknown event {_show(raw)}; allowed: {', '.join(EVENT_KINDS)}")
+        raise ValueError(f"unknown event {show(raw)}; allowed: {', '.join(EVENT_KINDS)}")
     return code
 
 
@@ -227,7 +224,7 @@ def _number(raw: str, *, zero_ok: bool) -> float:
         value = math.nan
     if not (math.isfinite(value) and (value > 0 or (zero_ok and value == 0))):
         raise ValueError(
-            f"expected a finite number {'>=' if zero_ok else '>'} 0, found {_show(raw)}"
+            f"expected a finite number {'>=' if zero_ok else '>'} 0, found {show(raw)}"
         )
     return value
 
@@ -254,7 +251,7 @@ def _parse_timestamp(raw: str) -> int:
         raise _unparseable(raw)
     if not _MAX_SECONDS > seconds >= 0:
         hint = " (Unix time must be in seconds)" if seconds >= _MAX_SECONDS else ""
-        raise ValueError(f"{_show(raw)} is not Unix seconds in years 1970..2100{hint}")
+        raise ValueError(f"{show(raw)} is not Unix seconds in years 1970..2100{hint}")
     return math.floor(seconds)
 
 
@@ -268,13 +265,13 @@ def _parse_iso(raw: str, text: str) -> int:
     epoch = _NAIVE_EPOCH if moment.tzinfo is None else _EPOCH  # naive means UTC
     seconds: int = (moment - epoch) // _SECOND
     if not _MAX_SECONDS > seconds >= 0:
-        raise ValueError(f"{_show(raw)} is outside years 1970..2100 (UTC)")
+        raise ValueError(f"{show(raw)} is outside years 1970..2100 (UTC)")
     return seconds
 
 
 def _unparseable(raw: str) -> ValueError:
     return ValueError(
-        f"cannot parse {_show(raw)}; expected ISO-8601 (2025-03-04, 2025-03-04T10:00:00Z, "
+        f"cannot parse {show(raw)}; expected ISO-8601 (2025-03-04, 2025-03-04T10:00:00Z, "
         "2025-03-04T10:00:00+02:00) or Unix seconds"
     )
 
@@ -283,7 +280,7 @@ def _parse_consumable(raw: str) -> bool:
     text = raw.strip().lower()
     value = _BOOLEANS.get(text, False if not text else None)
     if value is None:
-        raise ValueError(f"expected true/false, yes/no or 1/0, found {_show(raw)}")
+        raise ValueError(f"expected true/false, yes/no or 1/0, found {show(raw)}")
     return value
 
 
@@ -294,87 +291,17 @@ def _parse(name: str, parse: Callable[[str], _T], raw: str) -> _T:
         raise _FieldError(name, str(exc)) from None
 
 
-def _undecodable_line(path: Path) -> tuple[int, str]:
-    """Find the first physical line that is not UTF-8 (the slow path, after a decode error)."""
-    number = 0
-    with path.open("rb") as binary:
-        for chunk in binary:
-            for line in chunk.splitlines():  # the same breaks as universal newlines
-                number += 1
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    return number, f"{exc.reason} (byte 0x{line[exc.start]:02x})"
-    return number + 1, "truncated UTF-8 sequence at end of file"
-
-
-def _records(stream: IO[str], path: Path, source: str) -> _Records:
-    """Yield (start line, fields) for each non-blank record; read failures become DataError."""
-    reader = csv.reader(stream, strict=True)
-    end = 0
-    try:
-        for row in reader:
-            start, end = end + 1, reader.line_num
-            if row and (len(row) > 1 or row[0].strip()):
-                yield start, row
-    except csv.Error as exc:
-        where = f" (detected on line {reader.line_num})" if reader.line_num > end + 1 else ""
-        raise DataError(f"{source}:{end + 1}: malformed CSV{where}: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        line, reason = _undecodable_line(path)
-        raise DataError(f"{source}:{line}: not valid UTF-8: {reason}") from exc
-    except OSError as exc:
-        raise DataError(f"{source}: read failed: {exc}") from exc
-
-
-@contextmanager
-def _open_records(path: Path, source: str) -> Iterator[_Records]:
-    if path.is_dir():
-        raise DataError(f"{source}: is a directory, expected a CSV file")
-    try:
-        stream = path.open(encoding="utf-8-sig", newline="")
-    except FileNotFoundError as exc:
-        raise DataError(f"{source}: no such file") from exc
-    except OSError as exc:
-        raise DataError(f"{source}: cannot open: {exc.strerror or exc}") from exc
-    with stream:
-        yield _records(stream, path, source)
-
-
 def _read_header(
-    records: _Records, source: str, columns: tuple[tuple[str, ...], ...]
+    records: Records, source: str, columns: tuple[tuple[str, ...], ...]
 ) -> tuple[dict[str, int], int]:
-    """Return column name -> position (names stripped, lower-cased) and the number of fields."""
-    required, optional = columns
-    first = next(records, None)
-    if first is None:
-        raise DataError(f"{source}: empty file; expected a header row {','.join(required)}")
-    line, row = first
-    names = [name.strip().lower() for name in row]
-    index: dict[str, int] = {}
-    for position, name in enumerate(names):
-        if name in index:
-            raise DataError(f"{source}:{line}: duplicate column {name!r}")
-        if name:
-            index[name] = position
-    missing = [name for name in required if name not in index]
-    if missing:
-        found = ", ".join(_show(name) for name in names[:20]) + (", ..." if len(names) > 20 else "")
-        raise DataError(
-            f"{source}:{line}: missing required column(s) {', '.join(missing)}; found: {found} "
-            f"(the first row must be a header: {','.join(required)})"
-        )
-    unknown = [name for name in names if name not in required and name not in optional]
+    """Return column name -> position and the number of fields; log the ignored columns."""
+    index, width, unknown = read_header(records, source, columns)
     if unknown:
         logger.debug("%s: ignoring unknown column(s) %s", source, unknown)
-    return index, len(row)
+    return index, width
 
 
-def _width_error(source: str, line: int, width: int, row: list[str]) -> DataError:
-    return DataError(f"{source}:{line}: expected {width} fields, found {len(row)}")
-
-
-def _read_interactions(records: _Records, source: str, max_rows: int) -> Interactions:
+def _read_interactions(records: Records, source: str, max_rows: int) -> Interactions:
     col, width = _read_header(records, source, _INTERACTION_COLUMNS)
     iu, ii, it = col["user_id"], col["item_id"], col["timestamp"]
     ie, iq, iw = col.get("event", -1), col.get("quantity", -1), col.get("weight", -1)
@@ -391,7 +318,7 @@ def _read_interactions(records: _Records, source: str, max_rows: int) -> Interac
     try:
         for count, (line, row) in enumerate(records, 1):
             if len(row) != width:
-                raise _width_error(source, line, width, row)
+                raise width_error(source, line, width, row)
             if count > max_rows:
                 raise DataError(f"{source}:{line}: more than max_rows={max_rows} rows")
             add_user(users[row[iu]])
@@ -430,7 +357,7 @@ def _to_numpy(
     return result
 
 
-def _read_catalog(records: _Records, source: str, max_items: int) -> Catalog:
+def _read_catalog(records: Records, source: str, max_items: int) -> Catalog:
     col, width = _read_header(records, source, _CATALOG_COLUMNS)
     first_line: dict[str, int] = {}
     items: list[CatalogItem] = []
@@ -438,14 +365,14 @@ def _read_catalog(records: _Records, source: str, max_items: int) -> Catalog:
     try:
         for line, row in records:
             if len(row) != width:
-                raise _width_error(source, line, width, row)
+                raise width_error(source, line, width, row)
             if len(items) >= max_items:
                 raise DataError(f"{source}:{line}: more than max_items={max_items} items")
             item = _catalog_item(row, col)
             first = first_line.setdefault(item.item_id, line)
             if first != line:
                 raise _FieldError(
-                    "item_id", f"duplicate item id {_show(item.item_id)}, first on line {first}"
+                    "item_id", f"duplicate item id {show(item.item_id)}, first on line {first}"
                 )
             items.append(item)
     except _FieldError as exc:
@@ -474,10 +401,10 @@ def _catalog_item(row: list[str], col: dict[str, int]) -> CatalogItem:
     )
 
 
-def _load(path: Path | str, read: Callable[[_Records, str, int], _Loaded], limit: int) -> _Loaded:
+def _load(path: Path | str, read: Callable[[Records, str, int], _Loaded], limit: int) -> _Loaded:
     source = str(path)
     started = time.perf_counter()
-    with _open_records(Path(path), source) as records:
+    with open_records(Path(path), source) as records:
         result = read(records, source, limit)
     logger.info(
         "loaded %d rows from %s in %.2fs", len(result), source, time.perf_counter() - started

@@ -348,14 +348,7 @@ class Registry:
         moment = datetime.fromisoformat(_utc(now))
         with self._db.connect() as conn, transaction(conn):
             root = tuf_repo.install_root(conn, self._blobs, root_bytes, now=moment)
-            tuf_repo.sign_online_metadata(
-                conn,
-                self._blobs,
-                self._require_keys(),
-                self._targets(conn),
-                lifetimes=self._lifetimes,
-                now=moment,
-            )
+            self._sign_online_metadata(conn, moment)
         return root.signed.version
 
     def refresh_metadata(self, *, now: datetime | None = None) -> list[str]:
@@ -428,14 +421,7 @@ class Registry:
                 ],
             )
             if tuf_repo.current_root(conn, self._blobs) is not None:
-                tuf_repo.sign_online_metadata(
-                    conn,
-                    self._blobs,
-                    self._require_keys(),
-                    self._targets(conn),
-                    lifetimes=self._lifetimes,
-                    now=datetime.fromisoformat(published_at),
-                )
+                self._sign_online_metadata(conn, datetime.fromisoformat(published_at))
         logger.info("published %s v%d: %d files", channel, parsed.model_version, len(parsed.files))
         row = (parsed.model_version, manifest_sha256, signature_sha256, published_at)
         return _release(channel, row, parsed.files)
@@ -482,6 +468,17 @@ class Registry:
         if len(data) > max_bytes:
             raise ServerError(f"{what} blob {digest[:12]}: larger than the limit of {max_bytes}")
         return data
+
+    def _sign_online_metadata(self, conn: sqlite3.Connection, now: datetime) -> None:
+        """Sign new targets, snapshot and timestamp metadata for the releases in ``conn``."""
+        tuf_repo.sign_online_metadata(
+            conn,
+            self._blobs,
+            self._require_keys(),
+            self._targets(conn),
+            lifetimes=self._lifetimes,
+            now=now,
+        )
 
     def _require_keys(self) -> OnlineKeys:
         if self._keys is None:

@@ -98,6 +98,9 @@ def cutoff_day(days: PurchaseDays, quantile: float = 0.8) -> int:
 
 def pair_table(history: PurchaseDays) -> PairTable:
     """Summarise a history (sorted by user, item, day) per (user, item) pair."""
+    if len(history) == 0:  # nothing before the cutoff (a log of one purchase day)
+        empty = np.zeros(0, np.int64)
+        return PairTable(empty, empty, empty, empty, empty, empty)
     first = np.ones(len(history), bool)
     first[1:] = (history.user[1:] != history.user[:-1]) | (history.item[1:] != history.item[:-1])
     starts = np.flatnonzero(first)

@@ -219,7 +219,7 @@ def _small_blob(digest: str) -> bytes:
         return data
     try:
         with current_registry().blobs.open(digest) as handle:
-            data = bytes(handle.read(_SMALL_BLOB_BYTES + 1))
+            data = bytes(handle.read())
     except FileNotFoundError:
         logger.error("published blob %s is missing from the store", digest[:12])
         raise ApiError(500, "blob_missing", "the release is published but unavailable") from None

@@ -192,3 +192,15 @@ def test_a_log_without_repeat_purchases_reports_nothing_to_measure(
     }
     assert document["next_date"]["facetwo"]["mae_days"] is None
     assert " - " in capsys.readouterr().out
+
+
+def test_a_log_of_one_purchase_fails_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from server.cli import main
+
+    path = tmp_path / "one.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,i1,2025-01-01\n")
+    assert main(["evaluate-reorder", "--interactions", str(path)]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]  # progress lines come first
+    assert last == "facetwo evaluate-reorder: no purchases to compute reorder priors from"
