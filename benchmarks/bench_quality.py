@@ -71,13 +71,13 @@ def pool(reports: Sequence[EvaluationReport]) -> dict[str, Any]:
 
 def table(title: str, pooled: dict[str, Any]) -> str:
     header = (
-        f"{'model':<12}" + "".join(f"{k:>12}" for k in METRICS) + f"{'train s':>9}{'bytes':>13}"
+        f"{'model':<12}" + "".join(f"{k:>12}" for k in METRICS) + f"{'train s':>9}{'bytes':>15}"
     )
     lines = [f"### {title} ({pooled['folds']} fold(s), {pooled['evaluated_users']} users)", ""]
     lines += ["```", header, "-" * len(header)]
     for name, m in pooled["models"].items():
         row = f"{name:<12}" + "".join(f"{m[k]:>12.4f}" for k in METRICS)
-        lines.append(row + f"{m['train_seconds']:>9.1f}{int(m['model_bytes']):>13,}")
+        lines.append(row + f"{m['train_seconds']:>9.1f}{int(m['model_bytes']):>15,}")
     lines.append("```")
     return "\n".join(lines)
 

@@ -21,6 +21,11 @@ import scipy.sparse as sp
 from .splits import Positives
 
 DENSE_MAX_ITEMS = 12_000
+SPARSE_KEEP_PER_ROW = 512
+"""Past DENSE_MAX_ITEMS, each item keeps its 512 strongest co-occurrences (and every pair kept
+by either side): the candidate blocks of `local_ridge` then read short rows. Co-occurrences
+between two candidates that neither counts among its 512 strongest read as 0 — an
+approximation in the spirit of SANSA's sparsified Gram, exact below that catalogue size."""
 _DENSE_EIGH_MAX = 3_000
 _BATCH = 256
 
@@ -58,9 +63,11 @@ class Gram:
         )
         gram = (x.T @ x).tocsr()
         mean_diag = float(np.mean(gram.diagonal())) if active.size else 0.0
-        matrix: npt.NDArray[np.float64] | sp.csr_matrix = gram
+        matrix: npt.NDArray[np.float64] | sp.csr_matrix
         if active.size <= dense_max:
             matrix = np.asarray(gram.toarray(), dtype=np.float64)
+        else:
+            matrix = _sparsify(gram, SPARSE_KEEP_PER_ROW)
         return cls(matrix, int(active.size), mean_diag or 1.0)
 
     def candidates(self, cols: npt.NDArray[np.int64], c: int) -> npt.NDArray[np.int64]:
@@ -82,6 +89,29 @@ class Gram:
                 idx = idx[top]
             out[r, : idx.size] = idx
         return out
+
+
+def _sparsify(gram: sp.csr_matrix, keep: int) -> sp.csr_matrix:
+    """Each row's `keep` largest entries plus the diagonal, made symmetric again."""
+    n = gram.shape[0]
+    rows: list[npt.NDArray[np.int64]] = []
+    cols: list[npt.NDArray[np.int32]] = []
+    vals: list[npt.NDArray[np.float64]] = []
+    for i in range(n):
+        start, end = gram.indptr[i], gram.indptr[i + 1]
+        idx, data = gram.indices[start:end], gram.data[start:end]
+        if idx.size > keep:
+            top = np.argpartition(-data, keep - 1)[:keep]
+            idx, data = idx[top], data[top]
+        rows.append(np.full(idx.size, i, np.int64))
+        cols.append(idx)
+        vals.append(data)
+    pruned = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    )
+    pruned = pruned.maximum(pruned.T).tocsr()
+    pruned.setdiag(gram.diagonal())
+    return pruned
 
 
 def local_ridge(gram: Gram, l2: float, candidates: int) -> sp.csr_matrix:
