@@ -23,7 +23,8 @@ from .splits import Positives
 DENSE_MAX_ITEMS = 12_000
 SPARSE_KEEP_PER_ROW = 512
 """Past DENSE_MAX_ITEMS, each item keeps its 512 strongest co-occurrences (and every pair kept
-by either side): the candidate blocks of `local_ridge` then read short rows. Co-occurrences
+by either side, when a block is read): the candidate blocks of `local_ridge` then read short
+rows. Co-occurrences
 between two candidates that neither counts among its 512 strongest read as 0 — an
 approximation in the spirit of SANSA's sparsified Gram, exact below that catalogue size."""
 _DENSE_EIGH_MAX = 3_000
@@ -92,7 +93,7 @@ class Gram:
 
 
 def _sparsify(gram: sp.csr_matrix, keep: int) -> sp.csr_matrix:
-    """Each row's `keep` largest entries plus the diagonal, made symmetric again."""
+    """Each row's `keep` largest entries plus the diagonal (rows stay short)."""
     n = gram.shape[0]
     rows: list[npt.NDArray[np.int64]] = []
     cols: list[npt.NDArray[np.int32]] = []
@@ -109,8 +110,9 @@ def _sparsify(gram: sp.csr_matrix, keep: int) -> sp.csr_matrix:
     pruned = sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
     )
-    pruned = pruned.maximum(pruned.T).tocsr()
     pruned.setdiag(gram.diagonal())
+    # Not symmetrised here: a popular item sits in everyone's list, and its row would fill up.
+    # `_blocks` symmetrises each small candidate block instead.
     return pruned
 
 
@@ -172,6 +174,8 @@ def _blocks(
     ok = where >= 0
     lhs = np.zeros((b, c, c))
     lhs[owner[ok], local[ok], where[ok]] = rows.data[ok]
+    # G is symmetric; a row-pruned G may hold a pair on one side only.
+    lhs = np.maximum(lhs, lhs.transpose(0, 2, 1))
     column = gram.matrix[cols].tocoo()  # G is symmetric: row j holds column j
     where = slot[column.row, column.col]
     ok = where >= 0
