@@ -141,6 +141,7 @@ class PrivateStore:
 
     @classmethod
     def _open_file(cls, path: Path, key: bytes, config: StoreConfig) -> PrivateStore:
+        _probe_key(path, key)
         uri = f"file:{urllib.parse.quote(os.fspath(path.resolve()))}?mode=rw"
         try:
             conn = sqlite3.connect(
@@ -371,11 +372,14 @@ def _remove_stale_temps(path: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def _check_file(conn: sqlite3.Connection, path: Path, key: bytes) -> tuple[SealKey, int]:
+def _check_file(
+    conn: sqlite3.Connection, path: Path, key: bytes, *, exclusive: bool = True
+) -> tuple[SealKey, int]:
     """Read-only checks of an existing file: ours, a version we know, and the right key."""
     unreadable = StoreUnreadableError(f"store {path.name} is unreadable: wrong key or damaged file")
     try:
-        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        if exclusive:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if app_id != APPLICATION_ID or version < 1:
@@ -386,9 +390,10 @@ def _check_file(conn: sqlite3.Connection, path: Path, key: bytes) -> tuple[SealK
                 f"{SCHEMA_VERSION}"
             )
         meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-        # Take the write lock now, without writing: a second owner fails here, not later.
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("COMMIT")
+        if exclusive:
+            # Take the write lock now, without writing: a second owner fails here, not later.
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("COMMIT")
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise StoreBusyError(f"store {path.name} is open in another process") from exc
@@ -449,3 +454,55 @@ def _fsync_dir(directory: Path) -> None:
         logger.debug("fsync of the store's directory is not supported here")
     finally:
         os.close(fd)
+
+
+def _probe_key(path: Path, key: bytes) -> None:
+    """Check the key on a shared (not exclusive) connection before the real open, so that a
+    refused store can be closed without SQLite rewriting it.
+
+    Raises:
+        StoreUnreadableError: wrong key or damaged file; the store file and its WAL unchanged.
+    """
+    uri = f"file:{urllib.parse.quote(os.fspath(path.resolve()))}?mode=rw"
+    shm, wal = path.with_name(path.name + "-shm"), path.with_name(path.name + "-wal")
+    had_shm, had_wal = shm.exists(), wal.exists()
+    try:
+        probe = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=0)
+    except sqlite3.Error:
+        return  # the real open reports it
+    try:
+        _check_file(probe, path, key, exclusive=False)
+    except StoreUnreadableError:
+        _close_leaving_file(probe, path)
+        # Files this read-only probe made (SQLite's index and an empty log): nothing uses them.
+        if not had_shm:
+            shm.unlink(missing_ok=True)
+        if not had_wal and wal.exists() and wal.stat().st_size == 0:
+            wal.unlink()
+        raise
+    except (sqlite3.Error, StoreError):
+        probe.close()  # busy, or a newer schema: the real open reports it as before
+        return
+    probe.close()
+
+
+def _close_leaving_file(conn: sqlite3.Connection, path: Path) -> None:
+    """Close a connection to a store we refuse, without changing the file.
+
+    SQLite checkpoints the WAL into the database and deletes it when the last connection
+    closes, which would rewrite a store opened with the wrong key. A read-only connection kept
+    open across that close makes it not the last one, and a read-only connection never
+    checkpoints when it closes itself.
+    """
+    uri = f"file:{urllib.parse.quote(os.fspath(path.resolve()))}?mode=ro"
+    guard: sqlite3.Connection | None
+    try:
+        guard = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=0)
+        guard.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        guard = None
+    try:
+        conn.close()
+    finally:
+        if guard is not None:
+            guard.close()

@@ -329,3 +329,30 @@ def test_the_store_round_trips(payloads: list[dict[str, Any]]) -> None:
     with PrivateStore.open(None) as store:
         ids = [store.add("event", p) for p in payloads]
         assert store.records("event") == list(zip(ids, payloads, strict=True))
+
+
+def test_wrong_key_after_an_unclean_exit_leaves_the_store_and_its_wal_as_they_were(
+    tmp_path: Path,
+) -> None:
+    """Review finding (issue 4): closing the refused connection used to checkpoint the WAL."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.db"
+    writer = (
+        "import os, sys\n"
+        "from client_sdk.store import PrivateStore\n"
+        f"s = PrivateStore.open({str(path)!r}, bytes(range(32)))\n"
+        "for i in range(50):\n"
+        "    s.add('setting', {'n': i})\n"
+        "os._exit(0)\n"  # no close: the WAL stays, as after a crash
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", writer], check=True, cwd=root)
+    files = {p.name: digest(p) for p in sorted(tmp_path.iterdir())}
+    assert "s.db-wal" in files
+    with pytest.raises(StoreUnreadableError):
+        PrivateStore.open(path, generate_store_key())
+    assert {p.name: digest(p) for p in sorted(tmp_path.iterdir())} == files
+    with PrivateStore.open(path, KEY) as store:
+        assert len(store.records("setting")) == 50
