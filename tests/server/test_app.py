@@ -345,3 +345,18 @@ def test_tuf_metadata_routes(tuf_app: Flask) -> None:
 def test_metadata_before_keys_create_is_404(client: FlaskClient) -> None:
     assert_error(fetch(client, "/v1/metadata/timestamp.json"), 404, "unknown_metadata")
     assert_error(fetch(client, "/v1/metadata/1.root.json"), 404, "unknown_metadata")
+
+
+def test_a_relative_data_dir_serves_every_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review finding (issue 3): `facetwo serve --data-dir registry/` answered 500 for blobs,
+    because Flask resolves a relative file path against its package, not the working dir."""
+    monkeypatch.chdir(tmp_path)
+    config = ServerConfig(data_dir=Path("registry"), max_request_bytes=1000)
+    client = create_app(config).test_client()
+    published = Registry(Path("registry")).publish_bundle(write_bundle(tmp_path / "v1", 1))
+    for name, (digest, _size) in published.files.items():
+        blob = fetch(client, f"/v1/blobs/{digest}")
+        assert blob.status_code == 200
+        assert blob.data == FILES[name]
