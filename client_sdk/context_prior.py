@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._formats import load_versioned_json
 from .bundle import CONTEXT_PRIOR_FILE, BundleCatalog, VerifiedBundle
 from .errors import FormatError
 
@@ -151,17 +152,7 @@ def parse_context_prior(data: bytes) -> ContextPrior:
         FormatError: not JSON, an unknown format or version, or a field missing, of the wrong
             type, out of range, or breaking the `min_users` rule.
     """
-    try:
-        raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FormatError(f"{_FILE}: not UTF-8 JSON") from exc
-    if not isinstance(raw, dict):
-        raise FormatError(f"{_FILE}: expected an object, found {type(raw).__name__}")
-    if raw.get("format") != FORMAT_NAME or raw.get("version") != FORMAT_VERSION:
-        raise FormatError(
-            f"{_FILE}: expected format {FORMAT_NAME!r} version {FORMAT_VERSION}, "
-            f"found {raw.get('format')!r} version {raw.get('version')!r}"
-        )
+    raw = load_versioned_json(data, _FILE, FORMAT_NAME, FORMAT_VERSION)
     parts = raw.get("parts_of_day")
     if parts != [list(p) for p in PARTS_OF_DAY]:
         raise FormatError(f"{_FILE}: field 'parts_of_day': expected {PARTS_OF_DAY}, found {parts}")

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ._formats import load_versioned_json
 from .bundle import REORDER_PRIORS_FILE, VerifiedBundle
 from .errors import FormatError
 
@@ -234,17 +235,7 @@ def parse_priors(data: bytes) -> ReorderPriors:
         FormatError: the bytes are not JSON, the format or version is unknown, or a field is
             missing, of the wrong type, out of range, or breaks the `min_buyers` rule.
     """
-    try:
-        raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FormatError(f"{_FILE}: not UTF-8 JSON") from exc
-    if not isinstance(raw, dict):
-        raise FormatError(f"{_FILE}: expected an object, found {type(raw).__name__}")
-    if raw.get("format") != FORMAT_NAME or raw.get("version") != FORMAT_VERSION:
-        raise FormatError(
-            f"{_FILE}: expected format {FORMAT_NAME!r} version {FORMAT_VERSION}, "
-            f"found {raw.get('format')!r} version {raw.get('version')!r}"
-        )
+    raw = load_versioned_json(data, _FILE, FORMAT_NAME, FORMAT_VERSION)
     try:
         categories_raw = _get(raw, "categories", list, "")
         items_raw = _get(raw, "items", dict, "")
