@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -178,21 +179,12 @@ class BlobStore:
         else:
             temp_dir = self._objects
         with path.open("rb") as source:
-            temp_path, out = _create_temp(temp_dir)
-            try:
-                with out:
-                    digest, size = _copy_checked(source, out, path, expected_size)
-                    if expected_sha256 is not None and digest != expected_sha256:
-                        raise ServerError(
-                            f"{path}: sha256 mismatch: expected {expected_sha256}, found {digest}"
-                        )
-                    _flush_to_disk(out)
-                final = self.path_for(digest)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                _install(temp_path, final)
-            except BaseException:
-                _discard(temp_path)
-                raise
+            digest, size = self._ingest(
+                lambda out: _copy_checked(source, out, path, expected_size),
+                temp_dir,
+                expected_sha256,
+                str(path),
+            )
         logger.debug("stored blob %s (%d bytes) from %s", digest[:12], size, path.name)
         return digest
 
@@ -219,22 +211,37 @@ class BlobStore:
             raise ValueError(f"max_bytes: must be >= 0, got {max_bytes}")
         if expected_sha256 is not None and not is_sha256_hex(expected_sha256):
             raise ValueError(f"expected_sha256: not a sha256 digest: {expected_sha256!r}")
-        temp_path, out = _create_temp(self._objects)
+
+        def copy(out: BinaryIO) -> tuple[str, int]:
+            hasher, size = hashlib.sha256(), 0
+            while chunk := source.read(_CHUNK_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLargeError(f"upload is larger than the limit of {max_bytes}")
+                hasher.update(chunk)
+                out.write(chunk)
+            return hasher.hexdigest(), size
+
+        digest, size = self._ingest(copy, self._objects, expected_sha256, "upload")
+        logger.debug("stored uploaded blob %s (%d bytes)", digest[:12], size)
+        return digest, size
+
+    def _ingest(
+        self,
+        copy: Callable[[BinaryIO], tuple[str, int]],
+        temp_dir: Path,
+        expected_sha256: str | None,
+        label: str,
+    ) -> tuple[str, int]:
+        """Write through `copy` into a temp file in `temp_dir`, check the digest, flush, and move
+        it into place; on any failure nothing is stored."""
+        temp_path, out = _create_temp(temp_dir)
         try:
             with out:
-                hasher, size = hashlib.sha256(), 0
-                while chunk := source.read(_CHUNK_BYTES):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise PayloadTooLargeError(
-                            f"upload is larger than the limit of {max_bytes}"
-                        )
-                    hasher.update(chunk)
-                    out.write(chunk)
-                digest = hasher.hexdigest()
+                digest, size = copy(out)
                 if expected_sha256 is not None and digest != expected_sha256:
                     raise ServerError(
-                        f"upload: sha256 mismatch: expected {expected_sha256}, found {digest}"
+                        f"{label}: sha256 mismatch: expected {expected_sha256}, found {digest}"
                     )
                 _flush_to_disk(out)
             final = self.path_for(digest)
@@ -243,7 +250,6 @@ class BlobStore:
         except BaseException:
             _discard(temp_path)
             raise
-        logger.debug("stored uploaded blob %s (%d bytes)", digest[:12], size)
         return digest, size
 
     def size(self, digest: str) -> int:
