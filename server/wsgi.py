@@ -20,13 +20,12 @@ from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.task import WSGITask
 
-from server.admin import UPLOAD_LIMIT_EXTENSION
+from server._body_gate import BodyGate, gated_parser_class
 
 __all__ = ["ServiceHandle", "serve_forever", "start_service"]
 
 logger = logging.getLogger(__name__)
 
-_DEFAULT_MAX_REQUEST_BYTES = 1_000_000
 _STOP_TIMEOUT_SECONDS = 5.0
 
 
@@ -179,21 +178,22 @@ def _create_server(app: Flask, *, host: str, port: int, threads: int, allow_publ
         raise ValueError(f"port: must be between 0 and 65535, got {port}")
     if not 1 <= threads <= 1024:
         raise ValueError(f"threads: must be between 1 and 1024, got {threads}")
-    # waitress refuses larger bodies from their Content-Length before reading them; the app
-    # then applies the per-route limit (uploads may be larger than other requests).
-    max_body = max(
-        int(app.config.get("MAX_CONTENT_LENGTH") or _DEFAULT_MAX_REQUEST_BYTES),
-        int(app.extensions.get(UPLOAD_LIMIT_EXTENSION) or 0),
-    )
+    # The gate refuses a body from the request line and headers, before any of it is read:
+    # only an upload carrying a valid admin token may exceed the small request limit.
+    # waitress's own max_request_body_size is a backstop above the largest limit.
+    gate = BodyGate.for_app(app)
     server = waitress.create_server(
         app,
         host="127.0.0.1" if host == "localhost" else host,
         port=port,
         threads=threads,
-        max_request_body_size=int(max_body),
+        max_request_body_size=gate.largest + 1,
         ident="facetwo",
     )
-    server.channel_class = _KeepAliveChannel  # this server only; waitress itself is unchanged
+    # This server only; waitress itself is unchanged.
+    server.channel_class = type(
+        "_FacetwoChannel", (_KeepAliveChannel,), {"parser_class": gated_parser_class(gate)}
+    )
     return server
 
 
