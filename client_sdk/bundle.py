@@ -35,6 +35,8 @@ REORDER_PRIORS_FILE = "reorder_priors.json"
 """optional: reorder priors for shortcuts (`priors.parse_priors` reads the verified bytes)."""
 CONTEXT_PRIOR_FILE = "context_prior.json"
 """optional: popularity per month and part of day for empty sessions (`context_prior.py`)."""
+GIFT_PRIOR_FILE = "gift_prior.json"
+"""optional: what is bought as a gift, per month and part of day, for gift mode (same format)."""
 REQUIRED_FILES = (MODEL_FILE, CATALOG_FILE)
 DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
 

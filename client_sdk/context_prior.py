@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._formats import load_versioned_json
-from .bundle import CONTEXT_PRIOR_FILE, BundleCatalog, VerifiedBundle
+from .bundle import CONTEXT_PRIOR_FILE, GIFT_PRIOR_FILE, BundleCatalog, VerifiedBundle
 from .errors import FormatError
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "ContextPrior",
     "ContextRanking",
     "bundle_context_popularity",
+    "bundle_gift_popularity",
     "encode_context_prior",
     "parse_context_prior",
     "part_of_day",
@@ -71,9 +72,10 @@ MONTH_NAMES = (
 PARTS_OF_DAY = (("morning", 5, 12), ("afternoon", 12, 17), ("evening", 17, 22), ("night", 22, 5))
 """(name, first hour, end hour) in local time; night wraps past midnight."""
 _PART_TEXT = ("in the morning", "in the afternoon", "in the evening", "at night")
+_POPULAR = ("popular with other shoppers", "popular this {month}", "popular {part}")
+_GIFTS = ("a popular gift", "a popular gift this {month}", "a popular gift {part}")
 _CELLS = 1 + len(MONTH_NAMES) + len(PARTS_OF_DAY)
 _MAX_ITEMS = 5_000_000
-_FILE = CONTEXT_PRIOR_FILE
 logger = logging.getLogger(__name__)
 REASON_LIFT = 1.25
 """A context is named in the reason only when it lifts the item by at least this factor ..."""
@@ -145,17 +147,21 @@ def _check_cells(item_id: str, cells: Sequence[int], min_users: int) -> None:
             )
 
 
-def parse_context_prior(data: bytes) -> ContextPrior:
-    """Parse verified `context_prior.json` bytes.
+def parse_context_prior(data: bytes, *, file_name: str = CONTEXT_PRIOR_FILE) -> ContextPrior:
+    """Parse verified `context_prior.json` bytes (or `gift_prior.json`: same format).
+
+    `file_name` names the file in error messages.
 
     Raises:
         FormatError: not JSON, an unknown format or version, or a field missing, of the wrong
             type, out of range, or breaking the `min_users` rule.
     """
-    raw = load_versioned_json(data, _FILE, FORMAT_NAME, FORMAT_VERSION)
+    raw = load_versioned_json(data, file_name, FORMAT_NAME, FORMAT_VERSION)
     parts = raw.get("parts_of_day")
     if parts != [list(p) for p in PARTS_OF_DAY]:
-        raise FormatError(f"{_FILE}: field 'parts_of_day': expected {PARTS_OF_DAY}, found {parts}")
+        raise FormatError(
+            f"{file_name}: field 'parts_of_day': expected {PARTS_OF_DAY}, found {parts}"
+        )
     try:
         items = raw["items"]
         if not isinstance(items, dict) or len(items) > _MAX_ITEMS:
@@ -172,9 +178,9 @@ def parse_context_prior(data: bytes) -> ContextPrior:
             items={str(k): tuple(_list(items, k, prefix="items.")) for k in items},
         )
     except KeyError as exc:
-        raise FormatError(f"{_FILE}: field {exc.args[0]!r} is missing") from exc
+        raise FormatError(f"{file_name}: field {exc.args[0]!r} is missing") from exc
     except (ValueError, TypeError) as exc:
-        raise FormatError(f"{_FILE}: {exc}") from exc
+        raise FormatError(f"{file_name}: {exc}") from exc
 
 
 def bundle_context_popularity(
@@ -184,15 +190,31 @@ def bundle_context_popularity(
     none this SDK can read: the prior only orders an empty session's list, so a file of a newer
     format (or a broken one) costs the bundle nothing else (the model's global prior is used,
     with a warning)."""
-    data = bundle.files.get(CONTEXT_PRIOR_FILE)
+    return _bundle_popularity(bundle, catalog, CONTEXT_PRIOR_FILE, _POPULAR)
+
+
+def bundle_gift_popularity(
+    bundle: VerifiedBundle, catalog: BundleCatalog
+) -> ContextPopularity | None:
+    """The verified bundle's gift prior (what is bought as a gift, in context) bound to its
+    catalog; None when it ships none or none this SDK can read (gift mode then falls back to
+    the context prior and says so)."""
+    return _bundle_popularity(bundle, catalog, GIFT_PRIOR_FILE, _GIFTS)
+
+
+def _bundle_popularity(
+    bundle: VerifiedBundle, catalog: BundleCatalog, name: str, texts: tuple[str, str, str]
+) -> ContextPopularity | None:
+    data = bundle.files.get(name)
     if data is None:
         return None
     try:
-        return ContextPopularity(parse_context_prior(data), catalog.index)
+        return ContextPopularity(parse_context_prior(data, file_name=name), catalog.index, texts)
     except FormatError as exc:
         logger.warning(
-            "bundle v%d: context prior unusable (%s); empty sessions use the global prior",
+            "bundle v%d: %s unusable (%s); it is not used",
             bundle.manifest.model_version,
+            name,
             exc,
         )
         return None
@@ -244,8 +266,18 @@ class ContextRanking:
 class ContextPopularity:
     """A context prior bound to a catalog: rankings per (month, part of day), cached."""
 
-    def __init__(self, prior: ContextPrior, index_of: Mapping[str, int]) -> None:
-        """Keep the catalog's published items (ids the model does not know are ignored)."""
+    def __init__(
+        self,
+        prior: ContextPrior,
+        index_of: Mapping[str, int],
+        texts: tuple[str, str, str] = _POPULAR,
+    ) -> None:
+        """Keep the catalog's published items (ids the model does not know are ignored).
+
+        `texts` are the reasons: in general, in this month (``{month}``), in this part of the
+        day (``{part}``).
+        """
+        self._texts = texts
         known = [(index_of[i], cells) for i, cells in prior.items.items() if i in index_of]
         known.sort()
         self.prior = prior
@@ -305,9 +337,9 @@ class ContextPopularity:
         code[named_p & ~(named_m & (lift_m >= lift_p))] = 2
         code[named_m & ~(named_p & (lift_p > lift_m))] = 1
         texts = (
-            "popular with other shoppers",
-            f"popular this {MONTH_NAMES[m]}",
-            f"popular {_PART_TEXT[p]}",
+            self._texts[0],
+            self._texts[1].format(month=MONTH_NAMES[m]),
+            self._texts[2].format(part=_PART_TEXT[p]),
         )
         ranking = ContextRanking(
             self._index[order], np.exp(score[order]).astype(np.float32), texts, code[order]

@@ -9,8 +9,9 @@
 
 Cold start: with no history and no item in view, a bundle's context prior (`context_prior.py`)
 ranks what is popular in this month and part of the day, then the model's global prior fills
-up; "also bought" (`crowd=True`) scores the item in view alone, as the crowd bought it, and
-keeps only items the model links to it.
+up; gift mode ranks by the bundle's gift prior (what people buy as gifts, in this context) when
+it ships one, else by the context prior, and says so; "also bought" (`crowd=True`) scores the
+item in view alone, as the crowd bought it, and keeps only items the model links to it.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class RequestPlan:
     """the request's local time: the context of an empty session."""
     crowd: bool = False
     """"also bought": only items the model links to the item in view."""
+    gift: bool = False
+    """gift mode: an empty session ranks by the gift prior."""
 
 
 class Ranker:
@@ -93,6 +96,7 @@ class Ranker:
         interest: InterestConfig,
         context: ContextPopularity | None = None,
         contexts: Collection[str] = POPULAR_CONTEXTS,
+        gifts: ContextPopularity | None = None,
     ) -> None:
         self._catalog = catalog
         self._scorer = scorer
@@ -102,6 +106,7 @@ class Ranker:
         self._interest = interest
         self._variant_slack = 2
         self._context = context if contexts else None
+        self._gifts = gifts
         self._context_month = "month" in contexts
         self._context_part = "part_of_day" in contexts
         self._masks: dict[str, tuple[frozenset[str], npt.NDArray[np.bool_]]] = {}
@@ -129,6 +134,10 @@ class Ranker:
             history = HistoryVector(np.zeros(0, np.int64), np.zeros(0, np.float32), ())
             masked = np.zeros(n, bool)
             controls.append(Reason("control", "gift mode: your own history is not used"))
+            if self._gifts is None:
+                controls.append(
+                    Reason("control", "this model has no gift data: showing what is popular")
+                )
         else:
             history = self._state.log.history(
                 self._event_weights,
@@ -158,7 +167,7 @@ class Ranker:
                 )
         self._mask_outside(masked, exclude, candidates)
         excluded = np.flatnonzero(masked).astype(np.int64)
-        return RequestPlan(history, excluded, n - excluded.size, tuple(controls), now)
+        return RequestPlan(history, excluded, n - excluded.size, tuple(controls), now, gift=gift)
 
     def _crowd_plan(
         self,
@@ -211,8 +220,9 @@ class Ranker:
         want = min(k, plan.available)
         if want <= 0:
             return []
-        if plan.history.index.size == 0 and self._context is not None and plan.when is not None:
-            return self._rank_in_context(plan, want)
+        popularity = self._gifts if plan.gift and self._gifts is not None else self._context
+        if plan.history.index.size == 0 and popularity is not None and plan.when is not None:
+            return self._rank_in_context(plan, want, popularity)
         # Over-fetch for the variants one_per_group drops, by about as many as the last list
         # dropped: the graph's cost grows with k (its contributions are k x history).
         fetch = min(plan.available, want + self._variant_slack)
@@ -245,11 +255,13 @@ class Ranker:
             )
         return out
 
-    def _rank_in_context(self, plan: RequestPlan, want: int) -> list[Recommendation]:
-        """An empty session: what is popular in this month and part of the day, then, for items
-        the context prior does not list, the model's global prior."""
-        assert self._context is not None and plan.when is not None  # noqa: S101 - checked above
-        ranking = self._context.rank(plan.when, month=self._context_month, part=self._context_part)
+    def _rank_in_context(
+        self, plan: RequestPlan, want: int, popularity: ContextPopularity
+    ) -> list[Recommendation]:
+        """An empty session: what is popular (or given as a gift) in this month and part of the
+        day, then, for items the prior does not list, the model's global prior."""
+        assert plan.when is not None  # noqa: S101 - checked by the caller
+        ranking = popularity.rank(plan.when, month=self._context_month, part=self._context_part)
         masked = np.zeros(len(self._catalog), bool)
         masked[plan.exclude] = True
         allowed = ~masked[ranking.index]

@@ -23,7 +23,11 @@ from ._crypto import PublicKeyLike
 from ._shortcut_desk import ShortcutDesk, check_position
 from ._shortcut_desk import check_k as check_shortcut_k
 from .bundle import DEFAULT_MAX_FILE_BYTES, MODEL_FILE, BundleCatalog, read_bundle
-from .context_prior import ContextPopularity, bundle_context_popularity
+from .context_prior import (
+    ContextPopularity,
+    bundle_context_popularity,
+    bundle_gift_popularity,
+)
 from .controls import DISMISS_REASONS, INTENTS, ShopperState
 from .errors import StoreError
 from .features import (
@@ -106,10 +110,12 @@ class Recommender:
         clock: Clock | None = None,
         priors: ReorderPriors | None = None,
         context: ContextPopularity | None = None,
+        gifts: ContextPopularity | None = None,
     ) -> None:
         """Wire the parts together (use `open`). Loads and authenticates the store's records.
 
-        `priors` are the bundle's reorder priors (None: the fixed default priors).
+        `priors` are the bundle's reorder priors (None: the fixed default priors); `context`
+        and `gifts` its context and gift priors (None: not shipped).
 
         Raises:
             StoreUnreadableError, StoreError: the store's records cannot be used.
@@ -141,6 +147,7 @@ class Recommender:
             interest=self._interest,
             context=context,
             contexts=config.popular_contexts,
+            gifts=gifts,
         )
         self._shortcuts = ShortcutDesk(
             catalog, self._state, priors or default_priors(), config.shortcuts, self._clock
@@ -190,6 +197,7 @@ class Recommender:
         )
         catalog = bundle.catalog()
         context = bundle_context_popularity(bundle, catalog)
+        gifts = bundle_gift_popularity(bundle, catalog)
         priors = usable_priors(bundle)
         scorer = Scorer(bundle.files[MODEL_FILE], len(catalog), threads=config.threads)
         if isinstance(store, PrivateStore):
@@ -210,6 +218,7 @@ class Recommender:
                 priors=priors,
                 clock=clock,
                 context=context,
+                gifts=gifts,
             )
         except BaseException:
             if owns:
@@ -379,8 +388,10 @@ class Recommender:
         """Switch the session's intent; it is not saved, a new session starts "for_me".
 
         In "gift" intent nothing is learned and the shopper's history neither shapes nor filters
-        the list. The current model has no gift-specific signal: a gift list is its popularity
-        prior, or, with `recommend(in_view=...)`, what is bought with the item in view.
+        the list. A gift list is what people buy as gifts in this month and part of the day
+        (the bundle's gift prior, learned from purchases flagged as gifts), or, with
+        `recommend(in_view=...)`, what the model links to the item in view. A bundle without a
+        gift prior shows what is popular now and says so in the list's reasons.
 
         Raises:
             ValueError: not one of INTENTS.

@@ -32,7 +32,7 @@ from client_sdk.context_prior import (
 
 from .data import EVENT_KINDS, Interactions
 
-__all__ = ["ContextPriorConfig", "compute_context_prior", "context_prior_file"]
+__all__ = ["ContextPriorConfig", "compute_context_prior", "context_prior_file", "gift_prior_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -147,3 +147,28 @@ def context_prior_file(
 ) -> bytes:
     """The `context_prior.json` bytes for a release, for `export_bundle(extra_files=...)`."""
     return encode_context_prior(compute_context_prior(interactions, config, rows=rows))
+
+
+def gift_prior_file(
+    interactions: Interactions,
+    config: ContextPriorConfig | None = None,
+    *,
+    rows: npt.NDArray[np.bool_] | None = None,
+) -> bytes | None:
+    """The `gift_prior.json` bytes: the context prior of the rows bought as gifts.
+
+    What people buy *as gifts*, per month and part of the day, under the same k-anonymity floor
+    (`config.min_users` distinct gift buyers per item and per cell). None when the log has no
+    `gift` column or no item reaches the floor: a bundle then ships no gift prior, and the
+    device's gift mode says it falls back to what is popular now.
+    """
+    if interactions.gift is None:
+        return None
+    gifts = interactions.gift if rows is None else interactions.gift & rows
+    if not gifts.any():
+        return None
+    prior = compute_context_prior(interactions, config, rows=gifts)
+    if not prior.items:
+        logger.info("gift prior: no item bought as a gift by enough shoppers; none shipped")
+        return None
+    return encode_context_prior(prior)

@@ -22,7 +22,7 @@ import math
 import time
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TypeVar
@@ -49,7 +49,10 @@ EVENT_KINDS: tuple[str, ...] = ("view", "cart", "purchase")
 _T = TypeVar("_T")
 _Loaded = TypeVar("_Loaded", "Interactions", "Catalog")
 _Scalar = TypeVar("_Scalar", bound=np.generic)
-_INTERACTION_COLUMNS = (("user_id", "item_id", "timestamp"), ("event", "quantity", "weight"))
+_INTERACTION_COLUMNS = (
+    ("user_id", "item_id", "timestamp"),
+    ("event", "quantity", "weight", "gift"),
+)
 _CATALOG_COLUMNS = (("item_id", "title"), ("category", "group", "consumable", "price"))
 _MAX_ID_CHARS = 256
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -82,6 +85,8 @@ class Interactions:
     quantity: npt.NDArray[np.float64]
     weight: npt.NDArray[np.float64]
     source: str
+    gift: npt.NDArray[np.bool_] | None = None
+    """True where the row was bought as a gift; None when the log has no `gift` column."""
 
     def __post_init__(self) -> None:
         n = len(self.user)
@@ -92,6 +97,27 @@ class Interactions:
                     f"Interactions.{name}: expected shape ({n},) {dtype}, "
                     f"found {values.shape} {values.dtype}"
                 )
+        if self.gift is not None and (self.gift.shape != (n,) or self.gift.dtype != np.bool_):
+            raise ValueError(
+                f"Interactions.gift: expected shape ({n},) bool, "
+                f"found {self.gift.shape} {self.gift.dtype}"
+            )
+
+    def without_gifts(self) -> Interactions:
+        """The rows that were not bought as gifts (the shoppers' own taste), same id coding.
+
+        A gift says little about the buyer, so the personal model learns from these; the gifts
+        themselves feed the gift prior. Returns `self` when there are no gift rows.
+        """
+        if self.gift is None or not self.gift.any():
+            return self
+        return replace(self.subset(~self.gift), gift=None)
+
+    def subset(self, rows: npt.NDArray[np.bool_] | npt.NDArray[np.int64]) -> Interactions:
+        """These rows (a mask or row numbers), read-only, with the same id coding."""
+        columns = {name: _read_only(getattr(self, name)[rows]) for name in _DTYPES}
+        gift = None if self.gift is None else _read_only(self.gift[rows])
+        return Interactions(self.users, self.items, source=self.source, gift=gift, **columns)
 
     def __len__(self) -> int:
         return len(self.user)
@@ -276,7 +302,7 @@ def _unparseable(raw: str) -> ValueError:
     )
 
 
-def _parse_consumable(raw: str) -> bool:
+def _parse_bool(raw: str) -> bool:
     text = raw.strip().lower()
     value = _BOOLEANS.get(text, False if not text else None)
     if value is None:
@@ -305,13 +331,15 @@ def _read_interactions(records: Records, source: str, max_rows: int) -> Interact
     col, width = _read_header(records, source, _INTERACTION_COLUMNS)
     iu, ii, it = col["user_id"], col["item_id"], col["timestamp"]
     ie, iq, iw = col.get("event", -1), col.get("quantity", -1), col.get("weight", -1)
+    ig = col.get("gift", -1)
+    gifts = _Parsed("gift", _parse_bool)
     users, items = _Codes("user_id"), _Codes("item_id")
     times = _Timestamps()
     events = _Parsed("event", _parse_event)
     quantities = _Parsed("quantity", _parse_positive)
     weights = _Parsed("weight", _parse_positive)
     user, item, stamp = array("q"), array("q"), array("q")
-    event, quantity, weight = array("b"), array("d"), array("d")
+    event, quantity, weight, gift = array("b"), array("d"), array("d"), array("b")
     add_user, add_item, add_stamp = user.append, item.append, stamp.append
     add_event, add_quantity, add_weight = event.append, quantity.append, weight.append
     line = 0
@@ -330,6 +358,8 @@ def _read_interactions(records: Records, source: str, max_rows: int) -> Interact
                 add_quantity(quantities[row[iq]])
             if iw >= 0:
                 add_weight(weights[row[iw]])
+            if ig >= 0:
+                gift.append(gifts[row[ig]])
     except _FieldError as exc:
         raise DataError(f"{source}:{line}: field {exc.name!r}: {exc.reason}") from None
     if not user:
@@ -345,6 +375,7 @@ def _read_interactions(records: Records, source: str, max_rows: int) -> Interact
         quantity=_to_numpy(quantity, np.float64, n, 1.0),
         weight=_to_numpy(weight, np.float64, n, 1.0),
         source=source,
+        gift=_read_only(np.frombuffer(gift, dtype=np.int8) != 0) if ig >= 0 else None,
     )
 
 
@@ -355,6 +386,11 @@ def _to_numpy(
     result = np.frombuffer(values, dtype=dtype) if values else np.full(n, default, dtype=dtype)
     result.flags.writeable = False
     return result
+
+
+def _read_only(values: npt.NDArray[_Scalar]) -> npt.NDArray[_Scalar]:
+    values.flags.writeable = False
+    return values
 
 
 def _read_catalog(records: Records, source: str, max_items: int) -> Catalog:
@@ -396,7 +432,7 @@ def _catalog_item(row: list[str], col: dict[str, int]) -> CatalogItem:
         title=title,
         category=optional("category").strip(),
         group=optional("group").strip() or item_id,
-        consumable=_parse("consumable", _parse_consumable, optional("consumable")),
+        consumable=_parse("consumable", _parse_bool, optional("consumable")),
         price=_parse("price", _parse_price, optional("price")),
     )
 
@@ -416,7 +452,8 @@ def load_interactions(path: Path | str, *, max_rows: int = 50_000_000) -> Intera
     """Load and validate an interactions CSV.
 
     The header must name `user_id`, `item_id` and `timestamp`; `event` (view, cart, purchase;
-    default purchase), `quantity` and `weight` (finite, > 0; default 1) are optional. A timestamp
+    default purchase), `quantity` and `weight` (finite, > 0; default 1) and `gift` (true/false,
+    yes/no, 1/0; empty means false: bought for someone else) are optional. A timestamp
     is Unix seconds (int or float, floored) or ISO-8601 (a date, or a date-time with an optional
     fraction and `Z` or offset; naive means UTC), in years 1970..2100.
 

@@ -188,8 +188,22 @@ def _device_session(n: _Narrator, bundle_dir: Path, public_key: Path, store: Pat
         for rank, item in enumerate(rec.recommend(k=8), start=1):
             n.say(f"{rank}. {item.title}  [{item.score:.3f}]")
             n.say(f"     {item.reasons[0].text}")
+        _gift_mode(n, rec)
         _reorder_shortcuts(n, rec, story)
         _shoppers_data(n, rec, store)
+
+
+def _gift_mode(n: _Narrator, rec: Recommender) -> None:
+    n.step("Device: gift mode, learning nothing and ignoring the shopper's own history")
+    rec.set_intent("gift")
+    december = datetime(datetime.now(timezone.utc).year, 12, 12, 18, 0, tzinfo=timezone.utc)
+    n.say("set_intent('gift'), shopping on a December evening:")
+    gifts = rec.recommend(k=5, now=december)
+    for rank, item in enumerate(gifts, start=1):
+        n.say(f"{rank}. {item.title}  ({item.reasons[0].text})")
+    for reason in gifts[0].reasons[1:] if gifts else ():
+        n.say(f"    {reason.text}")
+    rec.set_intent("for_me")
 
 
 def _reorder_shortcuts(n: _Narrator, rec: Recommender, story: list[tuple[str, str]]) -> None:

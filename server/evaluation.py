@@ -13,7 +13,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -244,15 +244,7 @@ class _FixedClock:
 
 
 def _subset(interactions: Interactions, rows: npt.NDArray[np.bool_]) -> Interactions:
-    return replace(
-        interactions,
-        user=interactions.user[rows],
-        item=interactions.item[rows],
-        timestamp=interactions.timestamp[rows],
-        event=interactions.event[rows],
-        quantity=interactions.quantity[rows],
-        weight=interactions.weight[rows],
-    )
+    return interactions.subset(rows)
 
 
 def _metrics(

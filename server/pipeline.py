@@ -13,11 +13,16 @@ import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client_sdk.bundle import CONTEXT_PRIOR_FILE, REORDER_PRIORS_FILE, CatalogEntry
+from client_sdk.bundle import (
+    CONTEXT_PRIOR_FILE,
+    GIFT_PRIOR_FILE,
+    REORDER_PRIORS_FILE,
+    CatalogEntry,
+)
 from model_export.export import export_bundle
 from model_export.parity import ParityReport
 
-from .context_prior import ContextPriorConfig, context_prior_file
+from .context_prior import ContextPriorConfig, context_prior_file, gift_prior_file
 from .data import EVENT_KINDS, Catalog, Interactions, load_catalog, load_interactions
 from .reorder_tuning import TuningConfig, reorder_priors_file
 from .splits import collapse_positives
@@ -67,7 +72,10 @@ def build_bundle(
     """Load and validate the CSVs, train, export, check parity and sign into `out_dir`.
 
     `extra_files` (name -> bytes, e.g. `reorder_priors.json`) are signed into the bundle too.
-    `context_prior` computes `context_prior.json` from the interactions (None: none shipped).
+    `context_prior` computes `context_prior.json` from the interactions (None: none shipped),
+    and, when the log flags gifts, `gift_prior.json` from the gift rows under the same
+    settings. Gift rows say little about the buyer's own taste: the model and the reorder
+    priors learn from the other rows.
     `reorder_priors` tunes the device's reorder blending on a validation cut of the purchases
     and computes `reorder_priors.json` from all of them (None, or a log without purchases: none
     shipped, and devices use the default priors).
@@ -85,18 +93,25 @@ def build_bundle(
         f"loaded {len(interactions)} interactions"
         + (f", {len(catalog)} catalog items" if catalog else "")
     )
-    training = train_model(interactions, config, progress=say)
+    own = interactions.without_gifts()
+    if own is not interactions:
+        say(f"{len(interactions) - len(own)} gift rows feed the gift prior, not the model")
+    training = train_model(own, config, progress=say)
     extra_files = dict(extra_files or {})
     if context_prior is not None and CONTEXT_PRIOR_FILE not in extra_files:
         extra_files[CONTEXT_PRIOR_FILE] = context_prior_file(interactions, context_prior)
+    if context_prior is not None and GIFT_PRIOR_FILE not in extra_files:
+        gifts = gift_prior_file(interactions, context_prior)
+        if gifts is not None:
+            extra_files[GIFT_PRIOR_FILE] = gifts
     if reorder_priors is not None and REORDER_PRIORS_FILE not in extra_files:
-        priors = _reorder_priors_file(interactions, catalog, reorder_priors, say)
+        priors = _reorder_priors_file(own, catalog, reorder_priors, say)
         if priors is not None:
             extra_files[REORDER_PRIORS_FILE] = priors
     version = model_version if model_version is not None else default_model_version(now)
     bundle_dir, parity = export_trained(
         training,
-        interactions,
+        own,
         out_dir,
         catalog=catalog,
         model_version=version,

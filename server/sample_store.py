@@ -15,6 +15,9 @@ The generative story:
 - A purchase triggers complements, often in the same session and of the same brand:
   camera -> battery, SD card, bag; printer -> ink; coffee machine -> beans, descaler.
 - Purchases come in sessions (view -> cart -> purchase); shoppers also browse without buying.
+- About a third of the shoppers also buy gifts (the `gift` column is 1): mostly before
+  Christmas, some for birthdays, from the gift kinds (books, games, kitchen, cameras, toys),
+  chosen regardless of their own personas.
 
 The kinds, personas, complements and seasons are tables in `server._sample_catalog`, which also
 builds the catalog; this module draws the shoppers and their events and writes both files.
@@ -56,7 +59,9 @@ _Rng = np.random.Generator
 
 _DAY = 86_400
 _EVENTS = ("view", "cart", "purchase")
-_INTERACTIONS_HEADER = ("user_id", "item_id", "timestamp", "event", "quantity")
+_INTERACTIONS_HEADER = ("user_id", "item_id", "timestamp", "event", "quantity", "gift")
+_GIFT_SEASONS = ("gifts", "december")
+"""Kinds people give: the gift categories and toys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +319,28 @@ def _browse(rng: _Rng, cat: Catalog, shoppers: _Shoppers, seasons: dict[str, _Fl
     return _Events(*_columns([views, (*carted, ones[cart])]))
 
 
+def _gifts(rng: _Rng, cat: Catalog, shoppers: _Shoppers, seasons: dict[str, _Floats]) -> _Events:
+    """Purchases for someone else: mostly before Christmas, some for birthdays, from the gift
+    kinds, chosen regardless of the buyer's own interests (that is what makes them gifts)."""
+    days, n = seasons["flat"].size, shoppers.engagement.size
+    givers = np.flatnonzero(rng.random(n) < 0.35)
+    user = np.repeat(givers, 1 + rng.poisson(np.sqrt(shoppers.engagement[givers])))
+    join = shoppers.join_day[user]
+    christmas = _seasonal_days(rng, seasons["december"] - 0.99, join)  # the peak alone
+    birthday = join + (rng.random(user.size) * (days - join)).astype(np.int64)
+    day = np.where(rng.random(user.size) < 0.7, christmas, np.minimum(birthday, days - 1))
+    kinds = np.array([k for k, kind in enumerate(KINDS) if kind.season in _GIFT_SEASONS])
+    weight = np.array([KINDS[k].share for k in kinds], np.float64)
+    kind = kinds[sample_indices(rng, weight / weight.sum(), user.size)]
+    item = np.zeros_like(user)
+    for k in np.unique(kind).tolist():
+        sel = np.flatnonzero(kind == k)
+        item[sel] = _choose_items(rng, cat, k, rng.random(sel.size))
+    second = day * _DAY + _time_of_day(rng, user.size)
+    ones = np.ones(user.size, np.int64)
+    return _Events(user, item, second, 2 * ones, ones)
+
+
 def _write_atomically(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -329,10 +356,11 @@ def _write_atomically(path: Path, header: Sequence[str], rows: Iterable[Sequence
 
 
 def _interaction_rows(
-    events: _Events, start: datetime.date, n_shoppers: int, n_items: int
+    events: _Events, gift: _Ints, start: datetime.date, n_shoppers: int, n_items: int
 ) -> Iterator[tuple[str, ...]]:
-    """Rows sorted by timestamp, user_id, item_id (ids are zero-padded: text order = number)."""
-    order = np.lexsort((events.event, events.item, events.user, events.second))
+    """Rows sorted by timestamp, user_id, item_id (ids are zero-padded: text order = number);
+    `gift` is 1 for a purchase made as a gift."""
+    order = np.lexsort((gift, events.event, events.item, events.user, events.second))
     width = max(5, len(str(n_shoppers)))
     users = [f"u-{u:0{width}d}" for u in range(1, n_shoppers + 1)]
     items = [f"sku-{i:05d}" for i in range(1, n_items + 1)]
@@ -341,8 +369,9 @@ def _interaction_rows(
         when = np.datetime64(start, "s") + events.second[part].astype("timedelta64[s]")
         stamps: list[str] = np.datetime_as_string(when, unit="s").tolist()
         columns = (events.user[part], events.item[part], events.event[part], events.quantity[part])
-        for t, u, i, e, q in zip(stamps, *(c.tolist() for c in columns), strict=True):
-            yield users[u], items[i], f"{t}Z", _EVENTS[e], str(q)
+        flags = gift[part].tolist()
+        for t, u, i, e, q, g in zip(stamps, *(c.tolist() for c in columns), flags, strict=True):
+            yield users[u], items[i], f"{t}Z", _EVENTS[e], str(q), "1" if g else ""
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> None:
@@ -392,12 +421,15 @@ def generate_sample_store(
     shoppers = _draw_shoppers(rng, n_shoppers, days)
     bought = _purchase(rng, cat, _adopt(rng, cat, shoppers, seasons), seasons)
     parts = [_sessions(rng, cat, bought), _browse(rng, cat, shoppers, seasons)]
+    parts.append(_gifts(rng, cat, shoppers, seasons))
     events = _Events(*_columns([[getattr(p, f) for f in _Events.__slots__] for p in parts]))
+    gift = np.zeros(events.user.size, np.int64)
+    gift[events.user.size - parts[-1].user.size :] = 1
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = SampleStore(interactions=out / "interactions.csv", catalog=out / "catalog.csv")
     _write_atomically(store.catalog, CATALOG_HEADER, cat.rows)
-    rows = _interaction_rows(events, start, n_shoppers, n_items)
+    rows = _interaction_rows(events, gift, start, n_shoppers, n_items)
     _write_atomically(store.interactions, _INTERACTIONS_HEADER, rows)
     elapsed = time.perf_counter() - began
     logger.info(

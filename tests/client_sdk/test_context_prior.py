@@ -201,4 +201,4 @@ def test_an_unreadable_prior_costs_the_bundle_nothing_else(
     )
     with caplog.at_level(logging.WARNING), open_at(broken, signing_key, JUNE_EVENING) as rec:
         assert ids(rec.recommend(k=2)) == [KETTLE, TEAPOT_RED]  # the model's global prior
-    assert "context prior unusable" in caplog.text
+    assert "context_prior.json unusable" in caplog.text

@@ -6,16 +6,24 @@ from __future__ import annotations
 import csv
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client_sdk.bundle import CONTEXT_PRIOR_FILE, read_bundle
+from client_sdk.bundle import CONTEXT_PRIOR_FILE, GIFT_PRIOR_FILE, read_bundle
 from client_sdk.context_prior import parse_context_prior
-from server.context_prior import ContextPriorConfig, compute_context_prior, context_prior_file
-from server.data import load_interactions
+from server import pipeline
+from server.context_prior import (
+    ContextPriorConfig,
+    compute_context_prior,
+    context_prior_file,
+    gift_prior_file,
+)
+from server.data import Interactions, load_interactions
 from server.pipeline import build_bundle
 from server.sample_store import generate_sample_store
+from server.training import TrainingResult, train_model
 
 DEC_EVENING = datetime(2025, 12, 5, 19, 30, tzinfo=timezone.utc)
 JUNE_MORNING = datetime(2025, 6, 5, 8, 0, tzinfo=timezone.utc)
@@ -103,3 +111,53 @@ def test_build_bundle_ships_it_signed(tmp_path: Path, signing_key: Ed25519Privat
     )
     bare = read_bundle(without.bundle_dir, [signing_key.public_key()])
     assert CONTEXT_PRIOR_FILE not in bare.files
+
+
+def test_gift_prior_counts_only_gift_purchases_under_the_floor(tmp_path: Path) -> None:
+    path = tmp_path / "gifts.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "item_id", "timestamp", "event", "gift"])
+        for u in range(12):  # "toys": 12 givers in December evenings, also bought for themselves
+            writer.writerow([f"u{u}", "toys", DEC_EVENING.isoformat(), "purchase", "1"])
+            writer.writerow([f"u{u}", "toys", JUNE_MORNING.isoformat(), "purchase", ""])
+        for u in range(30):  # "tv": 30 buyers for themselves, 3 givers: under the floor
+            writer.writerow([f"v{u}", "tv", JUNE_MORNING.isoformat(), "purchase", ""])
+            if u < 3:
+                writer.writerow([f"v{u}", "tv", DEC_EVENING.isoformat(), "purchase", "yes"])
+        writer.writerow(["w0", "toys", DEC_EVENING.isoformat(), "view", "1"])  # not a purchase
+    interactions = load_interactions(path)
+    data = gift_prior_file(interactions)
+    assert data is not None
+    prior = parse_context_prior(data, file_name=GIFT_PRIOR_FILE)
+    december, evening = 1 + 11, 1 + 12 + 2
+    assert list(prior.items) == ["toys"]
+    assert prior.items["toys"][0] == 12
+    assert prior.items["toys"][december] == 12 and prior.items["toys"][evening] == 12
+    assert prior.items["toys"][1 + 5] == 0  # their June purchases were for themselves
+    assert gift_prior_file(interactions, ContextPriorConfig(min_users=20)) is None
+    plain = write_log(tmp_path / "plain.csv", [("u0", "toys", DEC_EVENING, "purchase")])
+    assert gift_prior_file(load_interactions(plain)) is None
+
+
+def test_build_bundle_ships_a_gift_prior_and_trains_on_own_purchases(
+    tmp_path: Path, signing_key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = generate_sample_store(tmp_path / "shop", n_items=200, n_shoppers=1500, seed=3)
+    interactions = load_interactions(shop.interactions)
+    assert interactions.gift is not None and interactions.gift.any()
+    trained_on: list[int] = []
+
+    def train_and_note(rows: Interactions, *args: Any, **kwargs: Any) -> TrainingResult:
+        trained_on.append(len(rows))
+        return train_model(rows, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train_model", train_and_note)
+    report = build_bundle(
+        shop.interactions, tmp_path / "bundle", signing_keys=[signing_key], model_version=1
+    )
+    bundle = read_bundle(report.bundle_dir, [signing_key.public_key()])
+    shipped = parse_context_prior(bundle.files[GIFT_PRIOR_FILE], file_name=GIFT_PRIOR_FILE)
+    assert shipped == compute_context_prior(interactions, rows=interactions.gift)
+    assert shipped.items
+    assert trained_on == [len(interactions) - int(interactions.gift.sum())]

@@ -71,6 +71,23 @@ def test_defaults_dtypes_and_read_only(tmp_path: Path) -> None:
         data.user[0] = 5
 
 
+def test_gift_column_and_the_rows_without_gifts(tmp_path: Path) -> None:
+    text = "user_id,item_id,timestamp,gift\na,x,0,\na,y,1,yes\nb,y,2,0\nb,z,3,TRUE\n"
+    data = load_interactions(write(tmp_path, text))
+    assert data.gift is not None
+    assert data.gift.tolist() == [False, True, False, True]
+    own = data.without_gifts()
+    assert (own.users, own.items) == (data.users, data.items)  # the same id coding
+    assert [data.items[i] for i in own.item.tolist()] == ["x", "y"]
+    assert own.timestamp.tolist() == [0, 2]
+    assert own.gift is None
+    with pytest.raises(ValueError, match="read-only"):
+        own.user[0] = 1
+    plain = load_interactions(write(tmp_path, HEADER + "a,x,0\n", "plain.csv"))
+    assert plain.gift is None
+    assert plain.without_gifts() is plain
+
+
 def test_bom_crlf_blank_lines_and_stripped_ids(tmp_path: Path) -> None:
     text = "\ufeffUser_ID , item_id,timestamp\r\n\r\nu1,i1,0\r\n  \r\n u1 , i2 ,1741100000.9\r\n"
     data = load_interactions(write(tmp_path, text.encode("utf-8")))
@@ -177,6 +194,7 @@ BAD_INTERACTIONS = [
     ("underscore-quantity", FULL_HEADER + "u,i,0,,1_0,\n", 2, "field 'quantity'"),
     ("inf-weight", FULL_HEADER + "u,i,0,,,inf\n", 2, "field 'weight'"),
     ("zero-weight", FULL_HEADER + "u,i,0,,,0\n", 2, "field 'weight'"),
+    ("bad-gift", "user_id,item_id,timestamp,gift\nu,i,0,maybe\n", 2, "field 'gift': expected"),
     ("empty-timestamp", HEADER + "u,i,\n", 2, "field 'timestamp': empty timestamp"),
     ("text-timestamp", HEADER + "u,i,nope\n", 2, "field 'timestamp': cannot parse 'nope'"),
     ("bad-month", HEADER + "u,i,2025-13-01\n", 2, "field 'timestamp': cannot parse"),

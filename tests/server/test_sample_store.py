@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from server.sample_store import SampleStore, generate_sample_store
 
-INTERACTIONS_HEADER = ["user_id", "item_id", "timestamp", "event", "quantity"]
+INTERACTIONS_HEADER = ["user_id", "item_id", "timestamp", "event", "quantity", "gift"]
 CATALOG_HEADER = ["item_id", "title", "category", "group", "consumable", "price"]
 TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -83,6 +83,9 @@ def assert_well_formed(
         assert int(row["quantity"]) >= 1
         if row["event"] == "view":
             assert row["quantity"] == "1"
+        assert row["gift"] in {"", "1"}
+        if row["gift"]:
+            assert (row["event"], row["quantity"]) == ("purchase", "1")
         assert first <= parse_time(row["timestamp"]) < last
         keys.append((row["timestamp"], row["user_id"], row["item_id"]))
     assert keys == sorted(keys)
@@ -257,6 +260,16 @@ def test_garden_sells_in_summer_and_toys_in_december(shop: Shop) -> None:
 
     assert sum(garden[m] for m in (5, 6, 7, 8)) > 2 * sum(garden[m] for m in (11, 12, 1, 2))
     assert toys[12] > 2 * max(toys[m] for m in range(1, 12))
+
+
+def test_gifts_are_flagged_mostly_before_christmas_from_the_gift_kinds(shop: Shop) -> None:
+    gifts = [row for row in shop.interactions if row["gift"]]
+    purchases = [row for row in shop.interactions if row["event"] == "purchase"]
+    assert 0.01 < len(gifts) / len(purchases) < 0.2
+    december = sum(parse_time(row["timestamp"]).month == 12 for row in gifts)
+    assert december > 0.5 * len(gifts)
+    categories = {shop.catalog[row["item_id"]]["category"] for row in gifts}
+    assert "Pet Food & Supplies" not in categories and "Toys & Games" in categories
 
 
 def test_purchases_often_follow_a_view_in_the_same_session(shop: Shop) -> None:
