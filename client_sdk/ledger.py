@@ -1,21 +1,34 @@
 """What left the device: every network request the SDK made, readable by the shopper.
 
-`LedgerFetcher` wraps any `Fetcher` (the updater's injection point) and writes an entry to the
-`NetworkLedger` *before* each request goes out, then completes it with the bytes received, so a
-request can never happen without its entry: if the entry cannot be written, the request is not
-made. Entries are sealed in the private store like everything else.
+`LedgerFetcher` wraps any `Fetcher` (the updater's injection point) and writes an entry to a
+ledger *before* each request goes out, then completes it with the bytes received, so a request
+can never happen without its entry: if the entry cannot be written, the request is not made.
+
+Two ledgers keep the same entries:
+
+- `NetworkLedger`, sealed in the shopper's private store (`Recommender.ledger_fetcher()`);
+- `FileLedger`, a JSON-lines file beside the installed bundles: the `Updater` keeps one by
+  default, so its requests are in a ledger even when the host wires none. It holds only what
+  every device sends alike (public bundle URLs, sizes, times), so it is not encrypted.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import FetchError, StoreError
 from .features import Clock, SystemClock
-from .store import PrivateStore
-from .updater import Fetcher
+
+if TYPE_CHECKING:  # the updater imports this module
+    from .store import PrivateStore
+    from .updater import Fetcher
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +47,22 @@ class LedgerEntry:
     """"ok", "failed", or "sent" (the app stopped before the answer came)."""
 
 
+class Ledger(Protocol):
+    """Where `LedgerFetcher` writes: `NetworkLedger` or `FileLedger`."""
+
+    def record_request(self, url: str, nbytes: int, at: datetime, *, status: str = "ok") -> int:
+        """Write one entry; return its id. Raises StoreError when it cannot be written."""
+        ...
+
+    def complete(self, entry_id: int, url: str, nbytes: int, at: datetime, *, ok: bool) -> None:
+        """Finish an entry written with status "sent". Raises StoreError."""
+        ...
+
+    def entries(self) -> list[LedgerEntry]:
+        """Every entry, oldest first. Raises StoreError."""
+        ...
+
+
 class NetworkLedger:
     """The log of network requests, kept in a `PrivateStore`."""
 
@@ -47,16 +76,7 @@ class NetworkLedger:
             TypeError, ValueError: a bad argument (named in the message).
             StoreError: the entry could not be written.
         """
-        if not isinstance(url, str) or not url:
-            raise ValueError("url must be a non-empty str")
-        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
-            raise ValueError(f"nbytes must be an int >= 0, found {nbytes!r}")
-        if not isinstance(at, datetime) or at.utcoffset() is None:
-            raise TypeError("at must be a timezone-aware datetime")
-        if status not in LEDGER_STATUSES:
-            raise ValueError(
-                f"status must be one of {', '.join(LEDGER_STATUSES)}, found {status!r}"
-            )
+        _check_entry(url, nbytes, at, status)
         return self._store.add(_TABLE, _payload(url, nbytes, at, status))
 
     def complete(self, entry_id: int, url: str, nbytes: int, at: datetime, *, ok: bool) -> None:
@@ -77,28 +97,137 @@ class NetworkLedger:
         out = []
         for _id, row in self._store.records(_TABLE):
             try:
-                out.append(
-                    LedgerEntry(
-                        url=str(row["u"]),
-                        nbytes=int(row["n"]),
-                        at=datetime.fromtimestamp(float(row["t"]), timezone.utc),
-                        status=str(row["s"]),
-                    )
-                )
+                out.append(_entry(row))
             except (KeyError, TypeError, ValueError) as exc:
                 raise StoreError(f"ledger record {_id} is malformed") from exc
         return out
 
 
-class LedgerFetcher:
-    """A `Fetcher` that writes every request it makes into a `NetworkLedger`."""
+class FileLedger:
+    """A network ledger in a JSON-lines file: one line per request, one per completion.
 
-    def __init__(
-        self, inner: Fetcher, ledger: NetworkLedger, *, clock: Clock | None = None
-    ) -> None:
+    Each line is written and fsynced before the request goes out. A line torn by a crash at
+    the end of the file is skipped; any other malformed line is an error naming it. Past
+    `max_entries` the file is rewritten (atomically) with the newest half.
+    """
+
+    def __init__(self, path: Path | str, *, max_entries: int = 10_000) -> None:
+        """Use (or create on first write) the ledger file at `path`.
+
+        Raises:
+            ValueError: `max_entries` is below 2.
+        """
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 2:
+            raise ValueError(f"max_entries must be an int >= 2, found {max_entries!r}")
+        self.path = Path(path)
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._next_id: int | None = None
+
+    def record_request(self, url: str, nbytes: int, at: datetime, *, status: str = "ok") -> int:
+        """Append one entry; returns its id (for `complete`).
+
+        Raises:
+            TypeError, ValueError: a bad argument (named in the message).
+            StoreError: the file cannot be written.
+        """
+        _check_entry(url, nbytes, at, status)
+        with self._lock:
+            folded = self._fold() if self._next_id is None else None
+            if folded is not None:
+                self._next_id = max(folded, default=0) + 1
+            entry_id = self._next_id or 1
+            self._next_id = entry_id + 1
+            self._append({"i": entry_id, **_payload(url, nbytes, at, status)})
+            if entry_id % self._max == 0:
+                self._compact()
+        return entry_id
+
+    def complete(self, entry_id: int, url: str, nbytes: int, at: datetime, *, ok: bool) -> None:
+        """Append the outcome of an entry written with status "sent".
+
+        Raises:
+            StoreError: the file cannot be written.
+        """
+        with self._lock:
+            self._append({"i": entry_id, **_payload(url, nbytes, at, "ok" if ok else "failed")})
+
+    def entries(self) -> list[LedgerEntry]:
+        """Every entry, oldest first (an entry's last line wins).
+
+        Raises:
+            StoreError: the file cannot be read, or a line other than a torn last one is
+                malformed.
+        """
+        with self._lock:
+            return [_entry(row) for _id, row in sorted(self._fold().items())]
+
+    def _fold(self) -> dict[int, dict[str, object]]:
+        try:
+            lines = self.path.read_bytes().split(b"\n")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot read the network ledger: {exc}") from exc
+        rows: dict[int, dict[str, object]] = {}
+        last = len(lines) - 1 if lines[-1] else len(lines) - 2
+        for number, line in enumerate(lines, start=1):
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+                entry_id = row["i"]
+                _entry(row)
+                if type(entry_id) is not int:
+                    raise TypeError("i")
+            except (ValueError, KeyError, TypeError) as exc:
+                if number - 1 == last:  # torn by a crash mid-write: the request never went out
+                    logger.warning("%s: skipped a torn last line", self.path.name)
+                    continue
+                raise StoreError(f"{self.path}:{number}: malformed ledger line") from exc
+            rows[entry_id] = row
+        return rows
+
+    def _append(self, row: dict[str, object]) -> None:
+        data = json.dumps(row, separators=(",", ":")).encode("utf-8") + b"\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("ab") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot write the network ledger: {exc}") from exc
+
+    def _compact(self) -> None:
+        """Keep the newest half of the entries (called under the lock)."""
+        rows = sorted(self._fold().items())[-(self._max // 2) :]
+        data = b"".join(
+            json.dumps(row, separators=(",", ":")).encode("utf-8") + b"\n" for _id, row in rows
+        )
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with temporary.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot compact the network ledger: {exc}") from exc
+
+
+class LedgerFetcher:
+    """A `Fetcher` that writes every request it makes into a ledger."""
+
+    def __init__(self, inner: Fetcher, ledger: Ledger, *, clock: Clock | None = None) -> None:
         self._inner = inner
         self._ledger = ledger
         self._clock = clock or SystemClock()
+
+    @property
+    def ledger(self) -> Ledger:
+        """Where the requests are written."""
+        return self._ledger
 
     def fetch(self, url: str, *, max_bytes: int) -> bytes:
         """Log the request, make it through the inner fetcher, log what came back.
@@ -130,3 +259,27 @@ class LedgerFetcher:
 
 def _payload(url: str, nbytes: int, at: datetime, status: str) -> dict[str, object]:
     return {"u": url, "n": nbytes, "t": at.timestamp(), "s": status}
+
+
+def _entry(row: dict[str, object]) -> LedgerEntry:
+    """Raises KeyError, TypeError, ValueError: a malformed row."""
+    status = str(row["s"])
+    if status not in LEDGER_STATUSES:
+        raise ValueError(f"status {status!r}")
+    return LedgerEntry(
+        url=str(row["u"]),
+        nbytes=int(row["n"]),  # type: ignore[call-overload]
+        at=datetime.fromtimestamp(float(row["t"]), timezone.utc),  # type: ignore[arg-type]
+        status=status,
+    )
+
+
+def _check_entry(url: str, nbytes: int, at: datetime, status: str) -> None:
+    if not isinstance(url, str) or not url:
+        raise ValueError("url must be a non-empty str")
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+        raise ValueError(f"nbytes must be an int >= 0, found {nbytes!r}")
+    if not isinstance(at, datetime) or at.utcoffset() is None:
+        raise TypeError("at must be a timezone-aware datetime")
+    if status not in LEDGER_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(LEDGER_STATUSES)}, found {status!r}")

@@ -19,7 +19,10 @@ expiry and hashes hold, but not TUF's key rotation, thresholds or mix-and-match 
 
 A failure at any step raises and leaves the last good bundle installed and in use. Requests
 carry no cookies, credentials, Referer or identifiers: only a fixed User-Agent. One update has a
-total deadline and every download a size cap.
+total deadline and every download a size cap. Every request is written to a network ledger
+before it goes out (`network_ledger()`): the shopper's own, when the fetcher is a
+`LedgerFetcher` from `Recommender.ledger_fetcher()`, else `network-ledger.jsonl` in the install
+directory.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from typing import Protocol
 from ._crypto import PublicKeyLike, sha256_hex
 from .bundle import MANIFEST_FILE, SIGNATURE_FILE, load_trusted_keys, read_bundle
 from .errors import BundleError, DigestMismatchError, FetchError, HttpStatusError
+from .ledger import FileLedger, LedgerEntry, LedgerFetcher
 from .tuf_client import TufView, read_trusted_root
 from .verify import (
     MAX_MANIFEST_BYTES,
@@ -55,6 +59,8 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "facetwo-sdk"
 """The same for every device and version: it identifies nobody."""
 _POINTER = "current.json"
+LEDGER_FILE = "network-ledger.jsonl"
+"""The updater's own network ledger, in the install directory."""
 _TUF_DIR = "tuf"
 
 
@@ -186,7 +192,8 @@ class Updater:
             trusted_root: The registry's TUF `root.json` (bytes or a path), shipped with the
                 app; None uses the signed manifest alone (see the module docstring).
             channel: The channel to follow (`stable`, `beta`, ...).
-            fetcher: The network; an `HttpFetcher` when None.
+            fetcher: The network; an `HttpFetcher` when None. Unless it is a `LedgerFetcher`,
+                every request also goes into `network-ledger.jsonl` in `install_dir`.
             config: Caps and deadlines.
             monotonic: The clock of the total deadline (tests pass a fake one).
 
@@ -199,8 +206,21 @@ class Updater:
         self._root = None if trusted_root is None else read_trusted_root(trusted_root)
         self._channel = channel
         self._config = config or UpdaterConfig()
-        self._fetcher = fetcher or HttpFetcher(timeout_seconds=self._config.timeout_seconds)
+        inner = fetcher or HttpFetcher(timeout_seconds=self._config.timeout_seconds)
+        self._fetcher = (
+            inner
+            if isinstance(inner, LedgerFetcher)
+            else LedgerFetcher(inner, FileLedger(self._dir / LEDGER_FILE))
+        )
         self._monotonic = monotonic
+
+    def network_ledger(self) -> list[LedgerEntry]:
+        """Every request this updater's ledger holds, oldest first: URL, bytes, time, outcome.
+
+        Raises:
+            StoreError: the ledger cannot be read.
+        """
+        return self._fetcher.ledger.entries()
 
     def current_bundle_dir(self) -> Path | None:
         """The installed bundle's directory, or None before the first successful update."""
