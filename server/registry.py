@@ -18,23 +18,25 @@ metadata that describes them (``data_dir/registry.sqlite3``, ``data_dir/blobs``)
 from __future__ import annotations
 
 import logging
-import re
-import sqlite3
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
-
-from tuf.api.metadata import TargetFile
 
 from client_sdk.errors import BundleError
 from client_sdk.verify import verify_manifest
 from server import tuf_repo
+from server._registry_tuf import RegistryMetadata
+from server._releases import (
+    Files,
+    Release,
+    check_channel,
+    check_newer,
+    is_valid_channel,
+    make_release,
+    utc_text,
+)
 from server.blobs import BlobStore
 from server.db import DB_FILE_NAME, Database, transaction
-from server.errors import ConflictError, KeyMaterialError, NotFoundError, ServerError
+from server.errors import ConflictError, NotFoundError, ServerError
 from server.manifests import (
     MANIFEST_NAME,
     MAX_SIGNATURE_BYTES,
@@ -49,43 +51,6 @@ from server.tuf_repo import MetadataLifetimes, OnlineKeys
 __all__ = ["MANIFEST_NAME", "SIGNATURE_NAME", "Registry", "Release", "is_valid_channel"]
 
 logger = logging.getLogger(__name__)
-
-_CHANNEL_PATTERN = "[a-z][a-z0-9-]{0,31}"
-_CHANNEL = re.compile(_CHANNEL_PATTERN)
-_Files = dict[str, tuple[str, int]]  # file name -> (sha256 hex, size in bytes)
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    """One published bundle on one channel.
-
-    Attributes:
-        channel: The channel name.
-        model_version: The manifest's ``model_version``.
-        manifest_sha256: Digest of the exact ``manifest.json`` bytes.
-        signature_sha256: Digest of the exact ``manifest.sig`` bytes.
-        files: Name -> ``(sha256, size)`` for every file the manifest lists (read-only).
-        published_at: When it was published (UTC).
-    """
-
-    channel: str
-    model_version: int
-    manifest_sha256: str
-    signature_sha256: str
-    files: Mapping[str, tuple[str, int]]
-    published_at: datetime
-
-
-def is_valid_channel(channel: object) -> bool:
-    """Tell whether ``channel`` is a valid channel name (``[a-z][a-z0-9-]{0,31}``).
-
-    Args:
-        channel: Anything.
-
-    Returns:
-        True for a valid name.
-    """
-    return isinstance(channel, str) and _CHANNEL.fullmatch(channel) is not None
 
 
 class Registry:
@@ -127,6 +92,7 @@ class Registry:
         self._data_dir = data_dir
         self._blobs = BlobStore(data_dir / "blobs")
         self._db = Database(data_dir / DB_FILE_NAME)
+        self._metadata = RegistryMetadata(self._db, self._blobs, keys, self._lifetimes)
 
     @property
     def blobs(self) -> BlobStore:
@@ -170,8 +136,8 @@ class Registry:
                 missing files, digest or size mismatch, bad signature); the previous release
                 stays the latest.
         """
-        _check_channel(channel)
-        published_at = _utc(now)
+        check_channel(channel)
+        published_at = utc_text(now)
         manifest_path = bundle_dir / MANIFEST_NAME
         manifest_bytes = read_capped(manifest_path, self._max_manifest_bytes)
         signature_bytes = read_capped(bundle_dir / SIGNATURE_NAME, MAX_SIGNATURE_BYTES)
@@ -179,7 +145,7 @@ class Registry:
             raise ServerError(f"{bundle_dir / SIGNATURE_NAME}: empty signature")
         parsed = self._check_manifest(manifest_bytes, signature_bytes, str(manifest_path), now)
         with self._db.connect() as conn:  # fail fast, before copying any bytes
-            _check_newer(conn, channel, parsed.model_version)
+            check_newer(conn, channel, parsed.model_version)
         for name, (sha256, size) in sorted(parsed.files.items()):
             path = bundle_dir / name
             if path.is_symlink() or not path.is_file():
@@ -214,8 +180,8 @@ class Registry:
             ConflictError: The version is not newer than the channel's latest.
             ServerError: The manifest is malformed or oversized, or a file's size differs.
         """
-        _check_channel(channel)
-        published_at = _utc(now)
+        check_channel(channel)
+        published_at = utc_text(now)
         manifest_bytes = self._read_blob(manifest_sha256, self._max_manifest_bytes, "manifest")
         signature_bytes = self._read_blob(signature_sha256, MAX_SIGNATURE_BYTES, "signature")
         parsed = self._check_manifest(
@@ -317,11 +283,7 @@ class Registry:
         Raises:
             ServerError: The database cannot be read.
         """
-        rows = self._db.read(
-            "SELECT version, sha256 FROM tuf_metadata WHERE role = ? ORDER BY version DESC LIMIT 1",
-            (role,),
-        )
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+        return self._metadata.current(role)
 
     def metadata_sha256(self, role: str, version: int) -> str | None:
         """The blob digest of one version of a TUF role, or None if it does not exist.
@@ -329,10 +291,7 @@ class Registry:
         Raises:
             ServerError: The database cannot be read.
         """
-        rows = self._db.read(
-            "SELECT sha256 FROM tuf_metadata WHERE role = ? AND version = ?", (role, version)
-        )
-        return str(rows[0][0]) if rows else None
+        return self._metadata.sha256(role, version)
 
     def install_root(self, root_bytes: bytes, *, now: datetime | None = None) -> int:
         """Verify and install a new TUF root, then re-sign the online metadata under it.
@@ -345,11 +304,7 @@ class Registry:
             ServerError: Malformed, under-signed or expired root.
             KeyMaterialError: The online keys the new root names are not in the keys directory.
         """
-        moment = datetime.fromisoformat(_utc(now))
-        with self._db.connect() as conn, transaction(conn):
-            root = tuf_repo.install_root(conn, self._blobs, root_bytes, now=moment)
-            self._sign_online_metadata(conn, moment)
-        return root.signed.version
+        return self._metadata.install_root(root_bytes, datetime.fromisoformat(utc_text(now)))
 
     def refresh_metadata(self, *, now: datetime | None = None) -> list[str]:
         """Re-sign online metadata that has used up half its lifetime (see tuf_repo).
@@ -360,18 +315,7 @@ class Registry:
         Raises:
             KeyMaterialError: Something is due but cannot be signed.
         """
-        if self.current_metadata("root") is None:
-            return []
-        moment = datetime.fromisoformat(_utc(now))
-        with self._db.connect() as conn, transaction(conn):
-            return tuf_repo.refresh_metadata(
-                conn,
-                self._blobs,
-                self._require_keys(),
-                self._targets(conn),
-                lifetimes=self._lifetimes,
-                now=moment,
-            )
+        return self._metadata.refresh(datetime.fromisoformat(utc_text(now)))
 
     def next_model_version(self) -> int:
         """One more than the highest model version on any channel (1 for an empty registry)."""
@@ -407,7 +351,7 @@ class Registry:
         published_at: str,
     ) -> Release:
         with self._db.connect() as conn, transaction(conn):
-            _check_newer(conn, channel, parsed.model_version)  # again: another publisher may win
+            check_newer(conn, channel, parsed.model_version)  # again: another publisher may win
             cursor = conn.execute(
                 "INSERT INTO releases (channel, model_version, manifest_sha256, "
                 "signature_sha256, published_at) VALUES (?, ?, ?, ?, ?)",
@@ -420,23 +364,22 @@ class Registry:
                     for n, (sha, size) in sorted(parsed.files.items())
                 ],
             )
-            if tuf_repo.current_root(conn, self._blobs) is not None:
-                self._sign_online_metadata(conn, datetime.fromisoformat(published_at))
+            self._metadata.sign_if_rooted(conn, datetime.fromisoformat(published_at))
         logger.info("published %s v%d: %d files", channel, parsed.model_version, len(parsed.files))
         row = (parsed.model_version, manifest_sha256, signature_sha256, published_at)
-        return _release(channel, row, parsed.files)
+        return make_release(channel, row, parsed.files)
 
     def _republish(
         self, source: Release, channel: str, new_version: int | None, now: datetime | None
     ) -> Release:
-        _check_channel(channel)
-        published_at = _utc(now)
+        check_channel(channel)
+        published_at = utc_text(now)
         with self._blobs.open(source.manifest_sha256) as handle:
             manifest_bytes = handle.read()
         if new_version is None:
             manifest_sha256, signature_sha256 = source.manifest_sha256, source.signature_sha256
         else:
-            key = self._require_keys().bundle_key()
+            key = self._metadata.require_keys().bundle_key()
             manifest_bytes, signature_bytes = resign_manifest(
                 manifest_bytes, model_version=new_version, signing_keys=[key], now=now
             )
@@ -469,58 +412,15 @@ class Registry:
             raise ServerError(f"{what} blob {digest[:12]}: larger than the limit of {max_bytes}")
         return data
 
-    def _sign_online_metadata(self, conn: sqlite3.Connection, now: datetime) -> None:
-        """Sign new targets, snapshot and timestamp metadata for the releases in ``conn``."""
-        tuf_repo.sign_online_metadata(
-            conn,
-            self._blobs,
-            self._require_keys(),
-            self._targets(conn),
-            lifetimes=self._lifetimes,
-            now=now,
-        )
-
-    def _require_keys(self) -> OnlineKeys:
-        if self._keys is None:
-            raise KeyMaterialError(
-                "this registry has a TUF root, so publishing signs metadata: configure the "
-                "online keys directory (--keys-dir or FACETWO_KEYS_DIR)"
-            )
-        return self._keys
-
-    def _targets(self, conn: sqlite3.Connection) -> dict[str, TargetFile]:
-        """The TUF targets: every file of each channel's latest release."""
-        targets: dict[str, TargetFile] = {}
-        latest = conn.execute(
-            "SELECT r.id, r.channel, r.model_version, r.manifest_sha256, r.signature_sha256 "
-            "FROM releases r JOIN (SELECT channel, MAX(model_version) AS v FROM releases "
-            "GROUP BY channel) m ON r.channel = m.channel AND r.model_version = m.v"
-        ).fetchall()
-        for release_id, channel, version, manifest, signature in latest:
-            custom = {"custom": {"model_version": version}}
-            for name, digest, extra in (
-                (MANIFEST_NAME, manifest, custom),
-                (SIGNATURE_NAME, signature, None),
-            ):
-                path = f"{channel}/{name}"
-                size = self._blobs.size(digest)
-                targets[path] = TargetFile(size, {"sha256": digest}, path, extra)
-            for name, digest, size in conn.execute(
-                "SELECT name, sha256, size FROM release_files WHERE release_id = ?", (release_id,)
-            ):
-                path = f"{channel}/{name}"
-                targets[path] = TargetFile(size, {"sha256": digest}, path)
-        return targets
-
     def _select(self, channel: str, *, limit: int) -> list[Release]:
-        _check_channel(channel)
+        check_channel(channel)
         with self._db.connect() as conn, transaction(conn, "BEGIN"):
             rows = conn.execute(
                 "SELECT id, model_version, manifest_sha256, signature_sha256, published_at "
                 "FROM releases WHERE channel = ? ORDER BY model_version DESC LIMIT ?",
                 (channel, limit),
             ).fetchall()
-            files: dict[int, _Files] = {row[0]: {} for row in rows}
+            files: dict[int, Files] = {row[0]: {} for row in rows}
             for release_id, name, sha256, size in conn.execute(
                 "SELECT release_id, name, sha256, size FROM release_files WHERE release_id IN "
                 "(SELECT id FROM releases WHERE channel = ? ORDER BY model_version DESC LIMIT ?) "
@@ -528,33 +428,4 @@ class Registry:
                 (channel, limit),
             ):
                 files[release_id][name] = (sha256, size)
-        return [_release(channel, tuple(row[1:]), files[row[0]]) for row in rows]
-
-
-def _release(channel: str, row: tuple[Any, ...], files: Mapping[str, tuple[str, int]]) -> Release:
-    """Build a Release from ``(model_version, manifest, signature, published_at)``."""
-    version, manifest, signature, published_at = row
-    published = datetime.fromisoformat(published_at)
-    return Release(channel, version, manifest, signature, MappingProxyType(dict(files)), published)
-
-
-def _check_channel(channel: str) -> None:
-    if not is_valid_channel(channel):
-        raise ValueError(f"channel: expected {_CHANNEL_PATTERN}, got {channel!r}")
-
-
-def _check_newer(conn: sqlite3.Connection, channel: str, model_version: int) -> None:
-    row = conn.execute(
-        "SELECT MAX(model_version) FROM releases WHERE channel = ?", (channel,)
-    ).fetchone()
-    if row[0] is not None and model_version <= row[0]:
-        raise ConflictError(
-            f"channel {channel!r}: model_version {model_version} is not greater than the "
-            f"latest published {row[0]}"
-        )
-
-
-def _utc(now: datetime | None) -> str:
-    if now is not None and now.utcoffset() is None:
-        raise ValueError("now: must be timezone-aware")
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat()
+        return [make_release(channel, tuple(row[1:]), files[row[0]]) for row in rows]
