@@ -69,15 +69,21 @@ Visit = tuple[int, datetime, set[int]]
 """(user, time of the visit's first purchase, items bought)."""
 
 
-def visits(data: Interactions, users: npt.NDArray[np.int64]) -> list[Visit]:
-    """One visit per (user, day) of `users`: its first purchase's time and the items bought."""
-    rows = np.flatnonzero(np.isin(data.user, users) & (data.event == _PURCHASE))
-    day = data.timestamp[rows] // 86_400
-    order = np.lexsort((data.timestamp[rows], day, data.user[rows]))
-    rows, day = rows[order], day[order]
+def visits(
+    data: Interactions,
+    users: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.bool_] | None = None,
+) -> list[Visit]:
+    """One visit per (user, day) of `users`: its first purchase's time and the items bought
+    (only the `rows` given, by default every purchase)."""
+    chosen = data.event == _PURCHASE if rows is None else rows
+    picked = np.flatnonzero(np.isin(data.user, users) & chosen)
+    day = data.timestamp[picked] // 86_400
+    order = np.lexsort((data.timestamp[picked], day, data.user[picked]))
+    picked, day = picked[order], day[order]
     out: list[Visit] = []
     key = None
-    for row, d in zip(rows.tolist(), day.tolist(), strict=True):
+    for row, d in zip(picked.tolist(), day.tolist(), strict=True):
         if (data.user[row], d) != key:
             key = (data.user[row], d)
             when = datetime.fromtimestamp(int(data.timestamp[row]), timezone.utc)

@@ -25,7 +25,6 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -35,33 +34,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_cold_start import METRICS, _bootstrap, score_visits  # noqa: E402
+from benchmarks.bench_cold_start import METRICS, _bootstrap, score_visits, visits  # noqa: E402
 from client_sdk.context_prior import ContextPopularity  # noqa: E402
 from server.context_prior import compute_context_prior  # noqa: E402
 from server.data import Interactions, load_interactions  # noqa: E402
 from server.sample_store import generate_sample_store  # noqa: E402
 
-Visit = tuple[int, datetime, set[int]]
 MODELS = ("global popularity", "context prior (all purchases)", "gift prior (gift purchases)")
 SIZES = ((1000, 2000), (2000, 20000))
 """(items, shoppers) of the sample shops."""
-
-
-def gift_visits(data: Interactions, users: npt.NDArray[np.int64]) -> list[Visit]:
-    """One visit per (giver, day) of `users`: the first gift's time and the items given."""
-    assert data.gift is not None
-    rows = np.flatnonzero(np.isin(data.user, users) & data.gift)
-    day = data.timestamp[rows] // 86_400
-    order = np.lexsort((data.timestamp[rows], day, data.user[rows]))
-    out: list[Visit] = []
-    key = None
-    for row, d in zip(rows[order].tolist(), day[order].tolist(), strict=True):
-        if (data.user[row], d) != key:
-            key = (data.user[row], d)
-            when = datetime.fromtimestamp(int(data.timestamp[row]), timezone.utc)
-            out.append((int(data.user[row]), when, set()))
-        out[-1][2].add(int(data.item[row]))
-    return out
 
 
 def evaluate(
@@ -79,7 +60,7 @@ def evaluate(
         train = ~np.isin(data.user, test_users)
         everyone = ContextPopularity(compute_context_prior(data, rows=train), index_of)
         gifts = ContextPopularity(compute_context_prior(data, rows=train & data.gift), index_of)
-        trips = gift_visits(data, test_users)
+        trips = visits(data, test_users, data.gift)
         users += [user for user, _when, _items in trips]
         arms = (
             (everyone, False, False),
