@@ -12,27 +12,21 @@ same volume, so a lift is an item's share of its own cells against 1/12 or 1/4):
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client_sdk.bundle import CONTEXT_PRIOR_FILE, CatalogEntry
+from client_sdk.bundle import CONTEXT_PRIOR_FILE
 from client_sdk.context_prior import ContextPrior, encode_context_prior
-from model_export.export import export_bundle
 from tests.client_sdk.shop import (
     BATTERIES,
     CAMERA,
-    GROUPS,
     KETTLE,
-    SHOP_IDS,
     TEAPOT_BLUE,
     TEAPOT_RED,
-    TITLES,
+    write_shop_bundle,
 )
-from tests.conftest import FIXED_NOW, make_tiny_model
 
 _NONE_12 = (0,) * 12
 _NONE_4 = (0,) * 4
@@ -59,32 +53,10 @@ def write_kiosk_shop_bundle(
     out_dir: Path, key: Ed25519PrivateKey, *, extra_files: dict[str, bytes] | None = None
 ) -> Path:
     """The shop bundle, signed with `context_prior.json` (or the given extra files)."""
-    model = replace(make_tiny_model(), item_ids=SHOP_IDS)
-    catalog = [
-        CatalogEntry(
-            item_id=item,
-            title=TITLES[item],
-            category="kitchen" if i < 3 else "photo",
-            group=GROUPS[item],
-            consumable=item == BATTERIES,
-        )
-        for i, item in enumerate(SHOP_IDS)
-    ]
-    histories = [(np.array([0, 1], np.int64), np.array([1.0, 0.25], np.float32))]
     files = (
         extra_files
         if extra_files is not None
         else {CONTEXT_PRIOR_FILE: encode_context_prior(shop_context_prior())}
     )
-    path, _report = export_bundle(
-        model,
-        out_dir,
-        catalog=catalog,
-        model_version=1,
-        signing_keys=[key],
-        sample_histories=histories,
-        now=FIXED_NOW,
-        valid_for=timedelta(days=3650),  # the tests move the clock through a whole year
-        extra_files=files,
-    )
-    return path
+    # Valid for ten years: the tests move the clock through a whole year.
+    return write_shop_bundle(out_dir, key, extra_files=files, valid_for=timedelta(days=3650))

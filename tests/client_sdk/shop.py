@@ -14,6 +14,7 @@ long and distinctive so tests can grep raw store bytes for them:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -63,9 +64,9 @@ class FixedClock:
         self.current += timedelta(**delta)
 
 
-def write_shop_bundle(out_dir: Path, key: Ed25519PrivateKey, *, model_version: int = 1) -> Path:
-    model = replace(make_tiny_model(), item_ids=SHOP_IDS)
-    catalog = [
+def shop_catalog() -> list[CatalogEntry]:
+    """The six items in model-index order: kitchen then photo, batteries consumable."""
+    return [
         CatalogEntry(
             item_id=item,
             title=TITLES[item],
@@ -75,17 +76,30 @@ def write_shop_bundle(out_dir: Path, key: Ed25519PrivateKey, *, model_version: i
         )
         for i, item in enumerate(SHOP_IDS)
     ]
+
+
+def write_shop_bundle(
+    out_dir: Path,
+    key: Ed25519PrivateKey,
+    *,
+    model_version: int = 1,
+    extra_files: Mapping[str, bytes] | None = None,
+    valid_for: timedelta = timedelta(days=90),
+) -> Path:
+    """The shop signed into a bundle, with `extra_files` (priors) signed in too."""
     histories = [
         (np.array([0, 1], np.int64), np.array([1.0, 0.25], np.float32)),
         (np.array([3], np.int64), np.array([1.0], np.float32)),
     ]
     path, _report = export_bundle(
-        model,
+        replace(make_tiny_model(), item_ids=SHOP_IDS),
         out_dir,
-        catalog=catalog,
+        catalog=shop_catalog(),
         model_version=model_version,
         signing_keys=[key],
         sample_histories=histories,
         now=FIXED_NOW,
+        valid_for=valid_for,
+        extra_files=extra_files,
     )
     return path

@@ -14,11 +14,9 @@ import json
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -30,7 +28,7 @@ from client_sdk import (
     ShortcutConfig,
     generate_store_key,
 )
-from client_sdk.bundle import REORDER_PRIORS_FILE, CatalogEntry
+from client_sdk.bundle import REORDER_PRIORS_FILE
 from client_sdk.priors import (
     QUANTILE_LEVELS,
     DueParams,
@@ -40,20 +38,17 @@ from client_sdk.priors import (
     encode_priors,
     parse_priors,
 )
-from model_export.export import export_bundle
 from tests.client_sdk.shop import (
     BATTERIES,
     CAMERA,
     CAMERA_BAG,
-    GROUPS,
     KETTLE,
-    SHOP_IDS,
     TEAPOT_RED,
     TITLES,
     FixedClock,
     write_shop_bundle,
 )
-from tests.conftest import FIXED_NOW, make_tiny_model
+from tests.conftest import FIXED_NOW
 
 TODAY = FIXED_NOW.date()
 OWN_RHYTHM = RecommenderConfig(shortcuts=ShortcutConfig(params=DueParams(prior_strength=0.01)))
@@ -437,27 +432,7 @@ def shop_priors() -> ReorderPriors:
 
 def write_bundle_with(out_dir: Path, key: Ed25519PrivateKey, priors_file: bytes) -> Path:
     """The shop of shop.py, with a reorder priors file signed into it."""
-    catalog = [
-        CatalogEntry(
-            item_id=item,
-            title=TITLES[item],
-            category="kitchen" if i < 3 else "photo",
-            group=GROUPS[item],
-            consumable=item == BATTERIES,
-        )
-        for i, item in enumerate(SHOP_IDS)
-    ]
-    path, _report = export_bundle(
-        replace(make_tiny_model(), item_ids=SHOP_IDS),
-        out_dir,
-        catalog=catalog,
-        model_version=1,
-        signing_keys=[key],
-        sample_histories=[(np.array([0, 3], np.int64), np.array([1.0, 0.5], np.float32))],
-        now=FIXED_NOW,
-        extra_files={REORDER_PRIORS_FILE: priors_file},
-    )
-    return path
+    return write_shop_bundle(out_dir, key, extra_files={REORDER_PRIORS_FILE: priors_file})
 
 
 def test_the_bundles_priors_shape_shortcuts(
