@@ -53,7 +53,7 @@ _INTERACTION_COLUMNS = (
     ("user_id", "item_id", "timestamp"),
     ("event", "quantity", "weight", "gift"),
 )
-_CATALOG_COLUMNS = (("item_id", "title"), ("category", "group", "consumable", "price"))
+_CATALOG_COLUMNS = (("item_id", "title"), ("category", "group", "consumable", "price", "kind"))
 _MAX_ID_CHARS = 256
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
@@ -131,7 +131,11 @@ class Interactions:
 
 @dataclass(frozen=True, slots=True)
 class CatalogItem:
-    """One catalog row; `group` is the item's own id when the file leaves it empty."""
+    """One catalog row; `group` is the item's own id when the file leaves it empty.
+
+    `kind` says what the item is ("camera"): items of one kind replace each other, so after a
+    durable one is bought the others are not suggested ('' when the file does not say).
+    """
 
     item_id: str
     title: str
@@ -139,6 +143,7 @@ class CatalogItem:
     group: str = ""
     consumable: bool = False
     price: float | None = None
+    kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -434,6 +439,7 @@ def _catalog_item(row: list[str], col: dict[str, int]) -> CatalogItem:
         group=optional("group").strip() or item_id,
         consumable=_parse("consumable", _parse_bool, optional("consumable")),
         price=_parse("price", _parse_price, optional("price")),
+        kind=optional("kind").strip(),
     )
 
 

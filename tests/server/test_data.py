@@ -158,6 +158,12 @@ def test_golden_catalog() -> None:
     assert catalog.get("nope") is None
 
 
+def test_catalog_kind_column(tmp_path: Path) -> None:
+    text = "item_id,title,kind\nc1,Compact Camera, camera \nc2,DSLR Camera,camera\nb,Bag,\n"
+    catalog = load_catalog(write(tmp_path, text))
+    assert [i.kind for i in catalog.items] == ["camera", "camera", ""]
+
+
 def test_catalog_minimal_columns_and_booleans(tmp_path: Path) -> None:
     text = "title,item_id,consumable\nA, a ,YES\nB,b,0\nC,c,False\nD,d,\n"
     catalog = load_catalog(write(tmp_path, text))

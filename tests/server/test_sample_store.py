@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from server.sample_store import SampleStore, generate_sample_store
 
 INTERACTIONS_HEADER = ["user_id", "item_id", "timestamp", "event", "quantity", "gift"]
-CATALOG_HEADER = ["item_id", "title", "category", "group", "consumable", "price"]
+CATALOG_HEADER = ["item_id", "title", "category", "group", "consumable", "price", "kind"]
 TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -158,6 +158,8 @@ def test_catalog_rows_are_complete_and_readable(shop: Shop) -> None:
     assert {row["consumable"] for row in rows} == {"true", "false"}
     assert all(re.fullmatch(r"\d+\.\d\d", row["price"]) for row in rows)
     assert all(row["group"] and row["title"] for row in rows)
+    cameras = {row["title"] for row in rows if row["kind"] == "camera"}
+    assert cameras and all("Camera" in title for title in cameras)
     assert len(set(titles)) == len(titles)
     assert any(re.search(r"Coffee Beans 1 kg$", t) for t in titles)
     assert any(re.search(r"AA Batteries \d+-pack$", t) for t in titles)
