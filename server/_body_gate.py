@@ -179,5 +179,6 @@ def gated_parser_class(gate: BodyGate) -> type[Any]:
                 self._refused = _JsonError(refusal)
                 self.error = self._refused
                 self.completed = True
+                self.expect_continue = False  # never invite a body that will be refused
 
     return _GatedParser

@@ -71,6 +71,13 @@ def test_anonymous_upload_is_refused_before_its_body(service: ServiceHandle) -> 
     assert json.loads(body)["error"]["code"] == "unauthorized"
 
 
+def test_no_100_continue_invites_a_refused_body(service: ServiceHandle) -> None:
+    request = head("PUT", blob_path(b"x"), 500_000_000, "Expect: 100-continue")
+    status, _, body = exchange(service, request)
+    assert status == 401  # the first answer: no "100 Continue" before it
+    assert json.loads(body)["error"]["code"] == "unauthorized"
+
+
 def test_wrong_token_upload_is_refused_before_its_body(service: ServiceHandle) -> None:
     auth = "Authorization: Bearer " + "h" * 40
     status, _, body = exchange(service, head("POST", "/v1/admin/datasets", 40_000, auth))
