@@ -73,7 +73,7 @@ class ShortcutDesk:
         self._priors = priors
         self._config = config
         # A catalog that marks no item consumable says nothing about which goods are durable.
-        self._marks_consumables = any(entry.consumable for entry in catalog.entries)
+        self._marks_consumables = bool(catalog.consumable.any())
         self._bought_once: tuple[PurchaseHistory, frozenset[str]] | None = None
 
     def snapshot(self, when: datetime) -> Snapshot:
@@ -145,13 +145,13 @@ class ShortcutDesk:
         if cached is None or cached[0] is not history:
             once: frozenset[str] = frozenset()
             if self._marks_consumables:
-                entries, index = self._catalog.entries, self._catalog.index
+                consumable, index = self._catalog.consumable, self._catalog.index
                 once = frozenset(
                     item_id
                     for item_id, record in history.items.items()
                     if record.purchase_days == 1
                     and item_id in index
-                    and not entries[index[item_id]].consumable
+                    and not consumable[index[item_id]]
                 )
             cached = self._bought_once = (history, once)
         dismissed = self._state.dismissals

@@ -2,22 +2,25 @@
 
 A bundle is a directory with `manifest.json` (what the model is and the sha256 and size of every
 file), `manifest.sig` (Ed25519 signatures over the exact manifest bytes), `model.onnx` and
-`catalog.json`. `read_bundle()` reads every listed file's raw bytes under size caps and verifies
-them (see `verify.py`) before anything is parsed; callers then parse the verified bytes they hold
-in memory, so a file swapped on disk after the check is never used.
+`catalog.json` (columns since format 2: `catalog.py`). `read_bundle()` reads every listed file's
+raw bytes under size caps and verifies them (see `verify.py`) before anything is parsed; callers
+then parse the verified bytes they hold in memory, so a file swapped on disk after the check is
+never used.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from ._crypto import PublicKeyLike, load_public_key
+from .catalog import CATALOG_FILE as CATALOG_FILE
+from .catalog import BundleCatalog as BundleCatalog
+from .catalog import CatalogEntry as CatalogEntry
+from .catalog import parse_catalog as _parse_catalog_layout
 from .errors import BundleError, DigestMismatchError, FormatError, SignatureError
 from .verify import (
     MAX_MANIFEST_BYTES,
@@ -30,7 +33,6 @@ from .verify import (
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.sig"
 MODEL_FILE = "model.onnx"
-CATALOG_FILE = "catalog.json"
 REORDER_PRIORS_FILE = "reorder_priors.json"
 """optional: reorder priors for shortcuts (`priors.parse_priors` reads the verified bytes)."""
 CONTEXT_PRIOR_FILE = "context_prior.json"
@@ -39,35 +41,6 @@ GIFT_PRIOR_FILE = "gift_prior.json"
 """optional: what is bought as a gift, per month and part of day, for gift mode (same format)."""
 REQUIRED_FILES = (MODEL_FILE, CATALOG_FILE)
 DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogEntry:
-    """One item the model scores; its position in the catalog is its model index."""
-
-    item_id: str
-    title: str
-    category: str = ""
-    group: str = ""
-    consumable: bool = False
-
-
-@dataclass(frozen=True)
-class BundleCatalog:
-    """The bundle's items in model-index order, with an id -> index lookup."""
-
-    entries: tuple[CatalogEntry, ...]
-    index: Mapping[str, int] = field(init=False, repr=False, compare=False)
-    """item_id -> model index."""
-
-    def __post_init__(self) -> None:
-        index = {entry.item_id: i for i, entry in enumerate(self.entries)}
-        if len(index) != len(self.entries):
-            raise FormatError("catalog.json lists an item id more than once")
-        object.__setattr__(self, "index", MappingProxyType(index))
-
-    def __len__(self) -> int:
-        return len(self.entries)
 
 
 @dataclass(frozen=True)
@@ -136,30 +109,17 @@ def read_bundle(
 
 
 def parse_catalog(data: bytes, manifest: Manifest) -> BundleCatalog:
-    """Parse verified `catalog.json` bytes into the catalog in model-index order.
+    """Parse verified `catalog.json` bytes into the catalog in model-index order, in the layout
+    of the manifest's format version (`catalog.py`).
 
     Raises:
         FormatError: the catalog is malformed or its size disagrees with the manifest.
     """
-    try:
-        raw = json.loads(data.decode("utf-8"))
-        rows = raw["items"]
-        entries = tuple(
-            CatalogEntry(
-                item_id=str(row["id"]),
-                title=str(row.get("title", row["id"])),
-                category=str(row.get("category", "")),
-                group=str(row.get("group", "") or row["id"]),
-                consumable=bool(row.get("consumable", False)),
-            )
-            for row in rows
-        )
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise FormatError("catalog.json is malformed") from exc
+    catalog = _parse_catalog_layout(data, manifest.format_version)
     expected = manifest.model.get("n_items")
-    if expected is not None and expected != len(entries):
-        raise FormatError(f"catalog.json has {len(entries)} items, manifest says {expected}")
-    return BundleCatalog(entries)
+    if expected is not None and expected != len(catalog):
+        raise FormatError(f"{CATALOG_FILE} has {len(catalog)} items, manifest says {expected}")
+    return catalog
 
 
 def _read_capped(path: Path, cap: int, error: type[BundleError]) -> bytes:

@@ -77,8 +77,7 @@ class ShopperState:
         self._purchases: PurchaseHistory | None = None  # built on first use, then kept current
         self._latest_purchase_day = 0
         self._suppressed: npt.NDArray[np.bool_] | None = None
-        _unique, codes = np.unique([e.group for e in catalog.entries], return_inverse=True)
-        self.group_code: npt.NDArray[np.int64] = codes.astype(np.int64).reshape(-1)
+        self.group_code: npt.NDArray[np.int64] = catalog.group_code  # read-only, shared
         for record_id, row in store.records("event"):
             self.log.append(record_id, _event_from(row, record_id))
         for record_id, row in store.records("control"):

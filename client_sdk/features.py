@@ -35,7 +35,6 @@ DEFAULT_EVENT_WEIGHTS: Mapping[str, float] = {
     "search": 0.25,
 }
 _DAY_SECONDS = 86_400.0
-_KIND_NAMES = np.array(EVENT_KINDS, dtype=object)
 
 
 class Clock(Protocol):
@@ -273,9 +272,17 @@ class EventLog:
         self._slot_of: dict[int, int] = {}
         self._slot_item: npt.NDArray[np.int64] = np.zeros(64, np.int64)
         self._slot_last: npt.NDArray[np.float64] = np.full((len(EVENT_KINDS), 64), -np.inf)
+        self._version = 0
+        self._recency: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]] | None = None
+        self._decay: tuple[object, object, _Decay] | None = None
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    @property
+    def version(self) -> int:
+        """Grows with every change: what callers key their caches of the log on."""
+        return self._version
 
     def rows(self) -> list[tuple[int, Event]]:
         """(record id, event) pairs in the order recorded."""
@@ -289,6 +296,8 @@ class EventLog:
             self._at = np.concatenate([self._at, np.zeros(n, np.float64)])
         self._kind[n], self._at[n] = kind, at
         self._rows.append((record_id, event))
+        self._version += 1
+        self._recency = None
         index = self._index_of.get(event.item_id)
         if index is None:
             return
@@ -308,6 +317,8 @@ class EventLog:
         """Drop events by record id."""
         drop = set(record_ids)
         kept = [row for row in self._rows if row[0] not in drop]
+        self._version += 1
+        self._recency = None
         self._rows = []
         self._touched[:] = False
         self._slot_of.clear()
@@ -340,38 +351,73 @@ class EventLog:
     ) -> HistoryVector:
         """One weight per known item: its strongest event after decay; most recent first.
 
-        With `now=None` nothing decays (the rule the server trains with).
+        With `now=None` nothing decays (the rule the server trains with). What only changes
+        with the log (the items in recency order) is kept between calls, so a request costs a
+        few vector steps over the items touched.
         """
-        m = len(self._slot_of)
-        if m == 0:
+        if not self._slot_of:
             return HistoryVector(np.zeros(0, np.int64), np.zeros(0, np.float32), ())
-        last = self._slot_last[:, :m]
-        kind_weight = np.array([[event_weights.get(k, 1.0)] for k in EVENT_KINDS], np.float64)
-        min_weight = 0.0
+        last, items = self._by_recency()
+        decay = self._decay_for(event_weights, interest or InterestConfig())
         if now is None:
-            weight = np.where(last > -np.inf, kind_weight, 0.0)
+            weight = np.where(last > -np.inf, decay.kind_weight, 0.0)
+            min_weight = 0.0
         else:
-            interest = interest or InterestConfig()
-            half_life = np.array([[interest.half_life_days(k)] for k in EVENT_KINDS])
             # Kinds never seen have last = -inf: their exponent clips to -60 (weight ~1e-18,
             # below any min_weight). Clipping also keeps exp2 away from slow subnormals.
-            exponent = (last - now.timestamp()) / (half_life * _DAY_SECONDS)
-            weight = kind_weight * np.exp2(np.clip(exponent, -60.0, 0.0))
-            min_weight = interest.min_weight
+            exponent = (last - now.timestamp()) / decay.half_life_seconds
+            weight = decay.kind_weight * np.exp2(np.clip(exponent, -60.0, 0.0))
+            min_weight = decay.min_weight
         best = weight.max(axis=0)
-        touched_at = last.max(axis=0)
-        live = np.flatnonzero(best >= min_weight)
-        faded = m - live.size
-        if live.size > max_items:
-            live = live[np.argpartition(-touched_at[live], max_items - 1)[:max_items]]
-        recent = live[np.argsort(-touched_at[live], kind="stable")]
-        best_kind = weight[:, recent].argmax(axis=0)
+        live = best >= min_weight
+        faded = int(live.size - np.count_nonzero(live))
+        if faded or live.size > max_items:
+            keep = np.flatnonzero(live)[:max_items]  # the most recently touched live items
+            weight, best, items = weight[:, keep], best[keep], items[keep]
+        kinds = weight.argmax(axis=0).tolist()
         return HistoryVector(
-            index=self._slot_item[recent].astype(np.int64),
-            weight=best[recent].astype(np.float32),
-            kind=tuple(_KIND_NAMES[best_kind].tolist()),
+            index=items,
+            weight=best.astype(np.float32),
+            kind=tuple(EVENT_KINDS[k] for k in kinds),
             faded=faded,
         )
+
+    def _by_recency(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """The latest time of each kind [kinds, m] and the item [m] of every slot, most recently
+        touched first (ties in slot order); rebuilt only after the log changed."""
+        if self._recency is None:
+            m = len(self._slot_of)
+            last = self._slot_last[:, :m]
+            order = np.argsort(-last.max(axis=0), kind="stable")
+            items = self._slot_item[order].astype(np.int64)
+            items.setflags(write=False)  # handed out in every HistoryVector
+            self._recency = (last[:, order], items)
+        return self._recency
+
+    def _decay_for(self, event_weights: Mapping[str, float], interest: InterestConfig) -> _Decay:
+        """The decay constants of these weights and this interest (kept while both are the same
+        objects: a Recommender passes the same ones on every request)."""
+        cached = self._decay
+        if cached is not None and cached[0] is event_weights and cached[1] is interest:
+            return cached[2]
+        decay = _Decay(
+            kind_weight=np.array([[event_weights.get(k, 1.0)] for k in EVENT_KINDS], np.float64),
+            half_life_seconds=np.array(
+                [[interest.half_life_days(k) * _DAY_SECONDS] for k in EVENT_KINDS]
+            ),
+            min_weight=interest.min_weight,
+        )
+        self._decay = (event_weights, interest, decay)
+        return decay
+
+
+@dataclass(frozen=True, slots=True)
+class _Decay:
+    """Per event kind: its weight and its half-life in seconds ([kinds, 1] columns)."""
+
+    kind_weight: npt.NDArray[np.float64]
+    half_life_seconds: npt.NDArray[np.float64]
+    min_weight: float
 
 
 def build_history(

@@ -39,7 +39,8 @@ class Scorer:
         """Create the session.
 
         Raises:
-            FormatError: onnxruntime cannot load the model or its interface is not format 1's.
+            FormatError: onnxruntime cannot load the model or its interface is not the bundle
+                format's (the same in formats 1 and 2).
         """
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -54,8 +55,9 @@ class Scorer:
         names_in = tuple(i.name for i in self._session.get_inputs())
         names_out = tuple(o.name for o in self._session.get_outputs())
         if sorted(names_in) != sorted(_INPUTS) or sorted(names_out) != sorted(_OUTPUTS):
-            raise FormatError(f"model interface {names_in} -> {names_out} is not format 1's")
+            raise FormatError(f"model interface {names_in} -> {names_out} is not the format's")
         self.n_items = n_items
+        self._outputs = list(_OUTPUTS)
 
     def score(
         self,
@@ -92,9 +94,16 @@ class Scorer:
             "k": np.array([kk], np.int64),
         }
         try:
-            top_index, top_score, contributions = self._session.run(list(_OUTPUTS), feeds)
+            top_index, top_score, contributions = self._session.run(self._outputs, feeds)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ClientError("onnxruntime failed to score") from exc
+        # Excluded items sort last and show up only when k reaches into them: copy only then.
+        if top_score[-1] > EXCLUDED_SCORE_FLOOR:
+            return ScoreResult(
+                np.asarray(top_index, np.int64),
+                np.asarray(top_score, np.float32),
+                np.asarray(contributions, np.float32),
+            )
         keep = top_score > EXCLUDED_SCORE_FLOOR
         return ScoreResult(
             indices=np.asarray(top_index[keep], np.int64),

@@ -33,8 +33,11 @@ from .errors import (
     SignatureError,
 )
 
-FORMAT_VERSION = 1
-"""The bundle format this SDK reads. Versioned apart from the SDK; unknown formats are refused."""
+FORMAT_VERSION = 2
+"""The newest bundle format (2: a columnar catalog), the one `model_export` writes. Versioned
+apart from the SDK."""
+READABLE_FORMAT_VERSIONS = (1, 2)
+"""The bundle formats this SDK reads (1: a catalog of rows); unknown formats are refused."""
 
 MAX_MANIFEST_BYTES = 1_000_000
 MAX_SIGNATURE_BYTES = 65_536
@@ -165,10 +168,9 @@ def _parse_manifest(manifest_bytes: bytes) -> Manifest:
     if not isinstance(raw, dict):
         raise FormatError("manifest is not a JSON object")
     version = _field(raw, "format_version", int)
-    if version != FORMAT_VERSION:
-        raise FormatError(
-            f"bundle format {version} is not supported (this SDK reads {FORMAT_VERSION})"
-        )
+    if version not in READABLE_FORMAT_VERSIONS:
+        readable = ", ".join(map(str, READABLE_FORMAT_VERSIONS))
+        raise FormatError(f"bundle format {version} is not supported (this SDK reads {readable})")
     model_version = _field(raw, "model_version", int)
     if model_version < 1:
         raise FormatError(f"manifest field 'model_version': must be >= 1, found {model_version}")

@@ -24,8 +24,10 @@ from client_sdk.bundle import (
     MANIFEST_FILE,
     MODEL_FILE,
     SIGNATURE_FILE,
+    BundleCatalog,
     CatalogEntry,
 )
+from client_sdk.catalog import encode_catalog as encode_catalog_columns
 from client_sdk.verify import FORMAT_VERSION
 
 from .errors import ExportError
@@ -33,18 +35,16 @@ from .signing import sign_manifest
 
 
 def encode_catalog(entries: Sequence[CatalogEntry]) -> bytes:
-    """The `catalog.json` bytes for items in model-index order."""
-    items = [
-        {
-            "id": e.item_id,
-            "title": e.title,
-            "category": e.category,
-            "group": e.group,
-            "consumable": e.consumable,
-        }
-        for e in entries
-    ]
-    return json.dumps({"items": items}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """The `catalog.json` bytes (bundle format 2: columns) for items in model-index order.
+
+    Raises:
+        ExportError: an item id is listed twice.
+    """
+    try:
+        catalog = BundleCatalog.from_entries(entries)
+    except ValueError as exc:
+        raise ExportError(f"catalog: {exc}") from exc
+    return encode_catalog_columns(catalog)
 
 
 def write_bundle(

@@ -18,7 +18,7 @@ from tests.conftest import FIXED_NOW, write_tiny_bundle
 
 def test_bundle_lists_every_file_with_hash_and_size(tiny_bundle: Path) -> None:
     manifest = json.loads((tiny_bundle / "manifest.json").read_bytes())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2  # the columnar catalog (issue 7)
     assert manifest["model_version"] == 1
     assert manifest["expires_at"] == "2026-04-15T12:00:00Z"
     assert set(manifest["files"]) == {"model.onnx", "catalog.json"}
