@@ -13,8 +13,8 @@ from datetime import date, datetime
 
 from .bundle import BundleCatalog
 from .controls import ShopperState
+from .extras import BundleExtras
 from .features import Clock, validate_event
-from .priors import ReorderPriors
 from .purchases import PurchaseHistory
 from .shortcut_state import ReorderPayload, ShortcutState
 from .shortcut_state import pin as pin_shortcut
@@ -63,14 +63,14 @@ class ShortcutDesk:
         self,
         catalog: BundleCatalog,
         state: ShopperState,
-        priors: ReorderPriors,
+        extras: BundleExtras,
         config: ShortcutConfig,
         clock: Clock,
     ) -> None:
         self._catalog = catalog
         self._clock = clock
         self._state = state
-        self._priors = priors
+        self._extras = extras
         self._config = config
         # A catalog that marks no item consumable says nothing about which goods are durable.
         self._marks_consumables = bool(catalog.consumable.any())
@@ -85,7 +85,7 @@ class ShortcutDesk:
         """The pinned and due shortcuts of a snapshot, titled (no lock needed)."""
         history, state, exclude = snapshot
         found = due_shortcuts(
-            history, self._priors, state, k=k, now=when, config=self._config, exclude=exclude
+            history, self._extras.priors, state, k=k, now=when, config=self._config, exclude=exclude
         )
         return [replace(s, title=self._state.title_of(s.item_id)) for s in found]
 
@@ -99,7 +99,7 @@ class ShortcutDesk:
         """
         history = PurchaseHistory() if gift else self._state.purchase_history(when.date())
         payload, _history, state = reorder_shortcut(
-            history, self._state.shortcut_state, self._priors, item_id, now=when
+            history, self._state.shortcut_state, self._extras.priors, item_id, now=when
         )
         if learning:
             purchase = validate_event("purchase", item_id, payload.quantity, when, now=when)

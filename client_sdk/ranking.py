@@ -26,6 +26,7 @@ import numpy.typing as npt
 from .bundle import BundleCatalog
 from .context_prior import ContextPopularity
 from .controls import ShopperState, one_per_group
+from .extras import BundleExtras
 from .features import EventLog, HistoryVector, InterestConfig
 from .scoring import Scorer
 
@@ -98,9 +99,8 @@ class Ranker:
         *,
         max_history_items: int,
         interest: InterestConfig,
-        context: ContextPopularity | None = None,
+        extras: BundleExtras | None = None,
         contexts: Collection[str] = POPULAR_CONTEXTS,
-        gifts: ContextPopularity | None = None,
     ) -> None:
         self._catalog = catalog
         self._scorer = scorer
@@ -109,8 +109,8 @@ class Ranker:
         self._max_history_items = max_history_items
         self._interest = interest
         self._variant_slack = 2
-        self._context = context if contexts else None
-        self._gifts = gifts
+        self._extras = extras or BundleExtras.of()
+        self._contexts_on = bool(contexts)
         self._context_month = "month" in contexts
         self._context_part = "part_of_day" in contexts
         self._masks: dict[str, tuple[frozenset[str], npt.NDArray[np.bool_]]] = {}
@@ -146,7 +146,7 @@ class Ranker:
         if gift:
             history = HistoryVector(np.zeros(0, np.int64), np.zeros(0, np.float32), ())
             controls.append(Reason("control", "gift mode: your own history is not used"))
-            if self._gifts is None:
+            if self._extras.gifts is None:
                 controls.append(
                     Reason("control", "this model has no gift data: showing what is popular")
                 )
@@ -261,8 +261,9 @@ class Ranker:
         want = min(k, plan.available)
         if want <= 0:
             return []
-        popularity = self._gifts if plan.gift and self._gifts is not None else self._context
-        if plan.history.index.size == 0 and popularity is not None and plan.when is not None:
+        empty = plan.history.index.size == 0 and plan.when is not None
+        popularity = self._popularity(plan) if empty else None
+        if popularity is not None:
             return self._rank_in_context(plan, want, popularity)
         # Over-fetch for the variants one_per_group drops, by about as many as the last list
         # dropped: the graph's cost grows with k (its contributions are k x history).
@@ -289,6 +290,14 @@ class Ranker:
             Recommendation(ids[items[p]], titles[items[p]], scores[p], (*reasons, *controls))
             for p, reasons in zip(kept, explained, strict=True)
         ]
+
+    def _popularity(self, plan: RequestPlan) -> ContextPopularity | None:
+        """What ranks an empty session: the gift prior in gift mode (when shipped), else the
+        context prior (when shipped and switched on)."""
+        gifts = self._extras.gifts if plan.gift else None
+        if gifts is not None:
+            return gifts
+        return self._extras.context if self._contexts_on else None
 
     def _rank_in_context(
         self, plan: RequestPlan, want: int, popularity: ContextPopularity

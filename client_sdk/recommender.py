@@ -23,13 +23,9 @@ from ._crypto import PublicKeyLike
 from ._shortcut_desk import ShortcutDesk, check_position
 from ._shortcut_desk import check_k as check_shortcut_k
 from .bundle import DEFAULT_MAX_FILE_BYTES, MODEL_FILE, BundleCatalog, read_bundle
-from .context_prior import (
-    ContextPopularity,
-    bundle_context_popularity,
-    bundle_gift_popularity,
-)
 from .controls import DISMISS_REASONS, INTENTS, ShopperState
 from .errors import StoreError
+from .extras import BundleExtras
 from .features import (
     Clock,
     InterestConfig,
@@ -43,7 +39,6 @@ from .features import (
     validate_event,
 )
 from .ledger import LedgerEntry, LedgerFetcher, NetworkLedger
-from .priors import ReorderPriors, default_priors, usable_priors
 from .ranking import POPULAR_CONTEXTS, Ranker, Recommendation
 from .scoring import Scorer
 from .shortcut_state import ReorderPayload
@@ -108,14 +103,12 @@ class Recommender:
         store: PrivateStore | None = None,
         owns_store: bool = True,
         clock: Clock | None = None,
-        priors: ReorderPriors | None = None,
-        context: ContextPopularity | None = None,
-        gifts: ContextPopularity | None = None,
+        extras: BundleExtras | None = None,
     ) -> None:
         """Wire the parts together (use `open`). Loads and authenticates the store's records.
 
-        `priors` are the bundle's reorder priors (None: the fixed default priors); `context`
-        and `gifts` its context and gift priors (None: not shipped).
+        `extras` are the bundle's reorder, context and gift priors, maybe still loading (None:
+        the default reorder priors, no context or gift prior).
 
         Raises:
             StoreUnreadableError, StoreError: the store's records cannot be used.
@@ -145,12 +138,12 @@ class Recommender:
             self._event_weights,
             max_history_items=config.max_history_items,
             interest=self._interest,
-            context=context,
+            extras=extras,
             contexts=config.popular_contexts,
-            gifts=gifts,
         )
+        self._extras = extras or BundleExtras.of()
         self._shortcuts = ShortcutDesk(
-            catalog, self._state, priors or default_priors(), config.shortcuts, self._clock
+            catalog, self._state, self._extras, config.shortcuts, self._clock
         )
         self._last_prune: datetime | None = None
         self._maybe_prune(self._clock.now())
@@ -196,9 +189,7 @@ class Recommender:
             bundle_dir, trusted_keys, now=now, max_file_bytes=config.max_file_bytes
         )
         catalog = bundle.catalog()
-        context = bundle_context_popularity(bundle, catalog)
-        gifts = bundle_gift_popularity(bundle, catalog)
-        priors = usable_priors(bundle)
+        extras = BundleExtras.load(bundle, catalog)  # parsed in the background, see below
         scorer = Scorer(bundle.files[MODEL_FILE], len(catalog), threads=config.threads)
         if isinstance(store, PrivateStore):
             if store_key is not None:
@@ -215,10 +206,8 @@ class Recommender:
                 config,
                 store=private,
                 owns_store=owns,
-                priors=priors,
                 clock=clock,
-                context=context,
-                gifts=gifts,
+                extras=extras,
             )
         except BaseException:
             if owns:
@@ -231,6 +220,7 @@ class Recommender:
             len(catalog),
             "in-memory" if private.in_memory else "file",
         )
+        extras.start()  # last: the parse thread does not slow down the rest of open
         return rec
 
     @property
