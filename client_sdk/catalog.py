@@ -6,7 +6,10 @@
      "item_ids": [...], "titles": [...],
      "category_names": [distinct names], "category_code": [one index into them per item],
      "group_names": [distinct names], "group_items": [[model indices of each group's items]],
-     "consumable": [model indices of the consumable items, ascending]}
+     "consumable": [model indices of the consumable items, ascending],
+     "kind_names": [distinct kinds], "kind_items": [[model indices of each kind's items]]}
+
+`kind_names` / `kind_items` are optional (items of one kind replace each other: "camera").
 
 Only variant groups are listed: an item in none is a group of its own, named after itself (a
 catalogue without variants lists no group at all).
@@ -50,6 +53,8 @@ class CatalogEntry:
     category: str = ""
     group: str = ""
     consumable: bool = False
+    kind: str = ""
+    """what the item is ("camera"); items of one kind replace each other ('' : unknown)."""
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -71,13 +76,17 @@ class BundleCatalog:
     after the item."""
     consumable: npt.NDArray[np.bool_]
     """[n]: bought again and again."""
+    kind_names: tuple[str, ...] = ()
+    """What items are ("camera"): items of one kind replace each other."""
+    kind_of: npt.NDArray[np.int64] | None = None
+    """[n]: each item's kind, an index into `kind_names`, or -1 (None: no item has one)."""
     group_code: npt.NDArray[np.int64] = field(init=False)
     """[n]: one code per variant group (variants share it; any other item has its own)."""
     index: Mapping[str, int] = field(init=False)
     """item_id -> model index."""
 
     def __post_init__(self) -> None:
-        for name in ("item_ids", "titles", "category_names", "group_names"):
+        for name in ("item_ids", "titles", "category_names", "group_names", "kind_names"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         n = len(self.item_ids)
         if len(self.titles) != n:
@@ -87,6 +96,9 @@ class BundleCatalog:
             _check_distinct(self.item_ids, "item_ids")
         _check_distinct(self.category_names, "category_names")
         _check_distinct(self.group_names, "group_names")
+        _check_distinct(self.kind_names, "kind_names")
+        kinds = np.full(n, -1, np.int64) if self.kind_of is None else self.kind_of
+        kind_of = _frozen_codes(kinds, "kind_of", n, -1, len(self.kind_names))
         category = _frozen_codes(
             self.category_code, "category_code", n, 0, len(self.category_names)
         )
@@ -103,6 +115,7 @@ class BundleCatalog:
             ("group_of", group_of),
             ("consumable", consumable),
             ("group_code", group_code),
+            ("kind_of", kind_of),
             ("index", MappingProxyType(index)),
         ):
             object.__setattr__(self, name, value)
@@ -126,6 +139,8 @@ class BundleCatalog:
                 group_of[items] = len(names)
                 names.append(name)
         category_code = [categories.setdefault(e.category, len(categories)) for e in rows]
+        kinds: dict[str, int] = {}
+        kind_of = [kinds.setdefault(e.kind, len(kinds)) if e.kind else -1 for e in rows]
         return cls(
             item_ids=tuple(e.item_id for e in rows),
             titles=tuple(e.title for e in rows),
@@ -134,6 +149,8 @@ class BundleCatalog:
             group_names=tuple(names),
             group_of=group_of,
             consumable=np.array([e.consumable for e in rows], np.bool_),
+            kind_names=tuple(kinds),
+            kind_of=np.array(kind_of, np.int64),
         )
 
     def __len__(self) -> int:
@@ -155,12 +172,14 @@ class BundleCatalog:
         """
         item_id = self.item_ids[item_index]
         group = int(self.group_of[item_index])
+        kind = int(self.kind_of[item_index]) if self.kind_of is not None else -1
         return CatalogEntry(
             item_id=item_id,
             title=self.titles[item_index],
             category=self.category_names[self.category_code[item_index]],
             group=self.group_names[group] if group >= 0 else item_id,
             consumable=bool(self.consumable[item_index]),
+            kind=self.kind_names[kind] if kind >= 0 else "",
         )
 
 
@@ -203,6 +222,7 @@ def parse_catalog(data: bytes, format_version: int) -> BundleCatalog:
     try:
         ids = _strings(raw, "item_ids")
         group_names = _strings(raw, "group_names")
+        kind_names = _strings(raw, "kind_names") if "kind_names" in raw else ()
         consumable = np.zeros(len(ids), np.bool_)
         consumable[_integers(raw, "consumable", len(ids))] = True
         return BundleCatalog(
@@ -213,6 +233,8 @@ def parse_catalog(data: bytes, format_version: int) -> BundleCatalog:
             group_names=group_names,
             group_of=_group_of(raw, len(ids), len(group_names)),
             consumable=consumable,
+            kind_names=kind_names,
+            kind_of=_group_of(raw, len(ids), len(kind_names), "kind_items") if kind_names else None,
         )
     except ValueError as exc:
         raise FormatError(f"{CATALOG_FILE}: {exc}") from exc
@@ -220,10 +242,7 @@ def parse_catalog(data: bytes, format_version: int) -> BundleCatalog:
 
 def encode_catalog(catalog: BundleCatalog) -> bytes:
     """The `catalog.json` bytes of bundle format 2 (what `parse_catalog` reads back)."""
-    grouped = np.flatnonzero(catalog.group_of >= 0)
-    order = grouped[np.argsort(catalog.group_of[grouped], kind="stable")]
-    sizes = np.bincount(catalog.group_of[grouped], minlength=len(catalog.group_names))
-    document = {
+    document: dict[str, Any] = {
         "format": CATALOG_FORMAT,
         "version": CATALOG_VERSION,
         "item_ids": list(catalog.item_ids),
@@ -231,12 +250,21 @@ def encode_catalog(catalog: BundleCatalog) -> bytes:
         "category_names": list(catalog.category_names),
         "category_code": catalog.category_code.tolist(),
         "group_names": list(catalog.group_names),
-        "group_items": [part.tolist() for part in np.split(order, np.cumsum(sizes)[:-1])]
-        if sizes.size
-        else [],
+        "group_items": _members(catalog.group_of, len(catalog.group_names)),
         "consumable": np.flatnonzero(catalog.consumable).tolist(),
     }
+    if catalog.kind_names and catalog.kind_of is not None:
+        document["kind_names"] = list(catalog.kind_names)
+        document["kind_items"] = _members(catalog.kind_of, len(catalog.kind_names))
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _members(codes: npt.NDArray[np.int64], count: int) -> list[list[int]]:
+    """For each of `count` codes, the items that have it (an item with -1 has none)."""
+    coded = np.flatnonzero(codes >= 0)
+    order = coded[np.argsort(codes[coded], kind="stable")]
+    sizes = np.bincount(codes[coded], minlength=count)
+    return [part.tolist() for part in np.split(order, np.cumsum(sizes)[:-1])] if count else []
 
 
 def _parse_rows(data: bytes) -> BundleCatalog:
@@ -287,20 +315,22 @@ def _integers(raw: Mapping[str, Any], name: str, limit: int | None) -> npt.NDArr
     return array.astype(np.int64, copy=False)
 
 
-def _group_of(raw: Mapping[str, Any], n: int, groups: int) -> npt.NDArray[np.int64]:
-    """Per-item group indices (-1: alone) from `group_items`, one list of items per group."""
-    value = raw.get("group_items")
+def _group_of(
+    raw: Mapping[str, Any], n: int, groups: int, name: str = "group_items"
+) -> npt.NDArray[np.int64]:
+    """Per-item group indices (-1: none) from `name`, one list of items per group."""
+    value = raw.get(name)
     if not isinstance(value, list) or len(value) != groups:
         found = len(value) if isinstance(value, list) else type(value).__name__
-        raise ValueError(f"field 'group_items': expected {groups} lists, found {found}")
+        raise ValueError(f"field '{name}': expected {groups} lists, found {found}")
     for g, items in enumerate(value):
         if not isinstance(items, list) or not items:
-            raise ValueError(f"field 'group_items[{g}]': expected a non-empty list of items")
-    flat = _integers({"group_items": [i for items in value for i in items]}, "group_items", n)
+            raise ValueError(f"field '{name}[{g}]': expected a non-empty list of items")
+    flat = _integers({name: [i for items in value for i in items]}, name, n)
     group_of = np.full(n, -1, np.int64)
     group_of[flat] = np.repeat(np.arange(groups), [len(items) for items in value])
     if np.count_nonzero(group_of >= 0) != flat.size:
-        raise ValueError("field 'group_items': an item is listed in more than one group")
+        raise ValueError(f"field '{name}': an item is listed in more than one group")
     return group_of
 
 

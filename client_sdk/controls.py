@@ -254,6 +254,19 @@ class ShopperState:
         self._purchases = self._purchases.with_purchase(event.item_id, day, event.quantity)
         self._latest_purchase_day = max(self._latest_purchase_day, day.toordinal())
 
+    def bought_elsewhere(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Known items dismissed as bought elsewhere, and when (Unix seconds)."""
+        index = self._catalog.index
+        found = [
+            (index[item_id], dismissal.at.timestamp())
+            for item_id, (_rid, dismissal) in self.dismissals.items()
+            if dismissal.reason == "bought_elsewhere" and item_id in index
+        ]
+        return (
+            np.array([i for i, _ in found], np.int64),
+            np.array([t for _, t in found], np.float64),
+        )
+
     def suppressed_mask(self) -> npt.NDArray[np.bool_]:
         """Items never to show: every dismissed item and all variants of its group."""
         if self._suppressed is None:

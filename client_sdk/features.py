@@ -337,6 +337,13 @@ class EventLog:
         old = now.timestamp() - self._at[:n] > limit[self._kind[:n]]
         return [self._rows[i][0] for i in np.flatnonzero(old)]
 
+    def purchased(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Known items with a live purchase, and the time (Unix seconds) of the latest one."""
+        slots = len(self._slot_of)
+        at = self._slot_last[EVENT_KINDS.index("purchase"), :slots]
+        bought = np.isfinite(at)
+        return self._slot_item[:slots][bought], at[bought]
+
     def touched(self) -> npt.NDArray[np.bool_]:
         """A mask over the catalogue: items with any live event (never suggested back)."""
         return self._touched

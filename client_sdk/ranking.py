@@ -87,6 +87,10 @@ class RequestPlan:
     """gift mode: an empty session ranks by the gift prior."""
 
 
+_Standing = tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], int, tuple["Reason", ...]]
+"""A request's standing exclusion: mask, indices, dismissal-only count, reasons of kinds."""
+
+
 class Ranker:
     """Plans and ranks requests for one catalog, model and shopper."""
 
@@ -101,6 +105,7 @@ class Ranker:
         interest: InterestConfig,
         extras: BundleExtras | None = None,
         contexts: Collection[str] = POPULAR_CONTEXTS,
+        replaced_days: float = 0.0,
     ) -> None:
         self._catalog = catalog
         self._scorer = scorer
@@ -111,17 +116,12 @@ class Ranker:
         self._variant_slack = 2
         self._extras = extras or BundleExtras.of()
         self._contexts_on = bool(contexts)
+        self._replaced_days = replaced_days if catalog.kind_names else 0.0
         self._context_month = "month" in contexts
         self._context_part = "part_of_day" in contexts
         self._masks: dict[str, tuple[frozenset[str], npt.NDArray[np.bool_]]] = {}
         self._standing: (
-            tuple[
-                EventLog | None,
-                int,
-                npt.NDArray[np.bool_],
-                tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], int],
-            ]
-            | None
+            tuple[EventLog | None, tuple[int, int], npt.NDArray[np.bool_], _Standing] | None
         ) = None
 
     def plan(
@@ -159,9 +159,10 @@ class Ranker:
             )
             if history.faded:
                 controls.append(Reason("control", f"{history.faded} older interests have faded"))
-        masked, excluded, hidden = self._standing_exclusion(gift)
+        masked, excluded, hidden, replaced = self._standing_exclusion(gift, now)
         if hidden:
             controls.append(Reason("control", f"{hidden} dismissed items and variants hidden"))
+        controls.extend(replaced)
         view_index = index.get(in_view) if in_view is not None else None
         if view_index is None and not exclude and candidates is None:
             return RequestPlan(
@@ -183,20 +184,22 @@ class Ranker:
         excluded = np.flatnonzero(masked).astype(np.int64)
         return RequestPlan(history, excluded, n - excluded.size, tuple(controls), now, gift=gift)
 
-    def _standing_exclusion(
-        self, gift: bool
-    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], int]:
+    def _standing_exclusion(self, gift: bool, now: datetime) -> _Standing:
         """What every request leaves out until the shopper's state changes: the items in the
-        history (unless `gift`), the dismissed items and their variants. As a read-only mask,
-        as indices, and how many of them only a dismissal hides. Kept while the event log and
-        the dismissals stay the same, so a plain request does no O(catalogue) work."""
+        history (unless `gift`), the dismissed items and their variants, and (unless `gift`)
+        the other items of each kind the shopper bought a durable of lately. As a read-only
+        mask, as indices, how many of them only a dismissal hides, and the reasons of the kinds
+        left out. Kept while the event log, the dismissals and the day stay the same, so a
+        plain request does no O(catalogue) work."""
         suppressed = self._state.suppressed_mask()
         log = None if gift else self._state.log
         version = -1 if log is None else log.version
+        day = int(now.timestamp() // 86_400) if self._replaced_days and not gift else 0
         cached = self._standing
-        fresh = cached is not None and cached[0] is log and cached[1] == version
+        fresh = cached is not None and cached[0] is log and cached[1] == (version, day)
         if cached is not None and fresh and cached[2] is suppressed:
             return cached[3]
+        replaced: tuple[Reason, ...] = ()
         if gift:
             masked = suppressed.copy()
             hidden = int(np.count_nonzero(suppressed))
@@ -204,11 +207,43 @@ class Ranker:
             touched = self._state.log.touched()
             hidden = int(np.count_nonzero(suppressed & ~touched))
             masked = touched | suppressed
+            if self._replaced_days:
+                replaced = self._mask_replaced(masked, now)
         masked.setflags(write=False)
         excluded = np.flatnonzero(masked).astype(np.int64)
         excluded.setflags(write=False)
-        self._standing = (log, version, suppressed, (masked, excluded, hidden))
-        return masked, excluded, hidden
+        standing = (masked, excluded, hidden, replaced)
+        self._standing = (log, (version, day), suppressed, standing)
+        return standing
+
+    def _mask_replaced(self, masked: npt.NDArray[np.bool_], now: datetime) -> tuple[Reason, ...]:
+        """Mask, in place, the other items of each kind of which the shopper bought a durable
+        item within `replaced_days` (or said they bought it elsewhere): a second camera is
+        not what the buyer of a camera needs. Returns one reason per kind left out."""
+        kind_of = self._catalog.kind_of
+        assert kind_of is not None  # noqa: S101 - replaced_days is 0 without kinds
+        items, at = self._state.log.purchased()
+        elsewhere = self._state.bought_elsewhere()
+        items = np.concatenate([items, elsewhere[0]])
+        at = np.concatenate([at, elsewhere[1]])
+        recent = (now.timestamp() - at <= self._replaced_days * 86_400) & (kind_of[items] >= 0)
+        recent &= ~self._catalog.consumable[items]
+        if not recent.any():
+            return ()
+        items, at = items[recent], at[recent]
+        latest: dict[int, int] = {}
+        for item in items[np.argsort(at, kind="stable")].tolist():
+            latest[int(kind_of[item])] = item  # the most recent purchase names its kind
+        same_kind = np.isin(kind_of, np.fromiter(latest, np.int64))
+        reasons = []
+        for item in latest.values():
+            left_out = int(np.count_nonzero((kind_of == kind_of[item]) & ~masked))
+            if left_out:
+                title = self._catalog.titles[item]
+                text = f"{left_out} other items like {title} left out: you bought one"
+                reasons.append(Reason("control", text))
+        masked |= same_kind
+        return tuple(reasons)
 
     def _crowd_plan(
         self,

@@ -71,6 +71,10 @@ class RecommenderConfig:
     popular_contexts: tuple[str, ...] = POPULAR_CONTEXTS
     """What an empty session's popular list depends on when the bundle ships a context prior:
     "month", "part_of_day", both (the default) or neither (the model's global prior)."""
+    replaced_days: float = 365.0
+    """For how long after buying a durable item (or saying it was bought elsewhere) the other
+    items of its kind (the catalogue's `kind`: another camera after a camera) are left out of
+    the shopper's lists; 0 shows them. Consumables are never left out this way."""
 
     def __post_init__(self) -> None:
         unknown = set(self.popular_contexts) - set(POPULAR_CONTEXTS)
@@ -79,6 +83,9 @@ class RecommenderConfig:
                 f"popular_contexts must be a tuple of {POPULAR_CONTEXTS}, "
                 f"found {self.popular_contexts!r}"
             )
+        days = self.replaced_days
+        if isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 <= days <= 3650:
+            raise ValueError(f"replaced_days must be in [0, 3650], found {days!r}")
         if not 1 <= self.threads <= 64:
             raise ValueError(f"threads must be in [1, 64], found {self.threads}")
         if not 1 <= self.max_history_items <= 100_000:
@@ -140,6 +147,7 @@ class Recommender:
             interest=self._interest,
             extras=extras,
             contexts=config.popular_contexts,
+            replaced_days=float(config.replaced_days),
         )
         self._extras = extras or BundleExtras.of()
         self._shortcuts = ShortcutDesk(

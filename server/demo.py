@@ -185,9 +185,13 @@ def _device_session(n: _Narrator, bundle_dir: Path, public_key: Path, store: Pat
             rec.record(kind, item_id)
             n.say(f"record({kind!r}, {_title(rec, item_id)!r})")
         n.step("Device: recommendations scored on the device with onnxruntime")
-        for rank, item in enumerate(rec.recommend(k=8), start=1):
+        listed = rec.recommend(k=8)
+        for rank, item in enumerate(listed, start=1):
             n.say(f"{rank}. {item.title}  [{item.score:.3f}]")
             n.say(f"     {item.reasons[0].text}")
+        for reason in listed[0].reasons if listed else ():
+            if reason.kind == "control":
+                n.say(f"   shaped by: {reason.text}")
         _gift_mode(n, rec)
         _reorder_shortcuts(n, rec, story)
         _shoppers_data(n, rec, store)

@@ -193,6 +193,7 @@ def catalog_entries(item_ids: Sequence[str], catalog: Catalog | None) -> list[Ca
                     category=item.category,
                     group=item.group or item_id,
                     consumable=item.consumable,
+                    kind=item.kind,
                 )
             )
     return entries

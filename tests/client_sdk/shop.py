@@ -85,8 +85,10 @@ def write_shop_bundle(
     model_version: int = 1,
     extra_files: Mapping[str, bytes] | None = None,
     valid_for: timedelta = timedelta(days=90),
+    catalog: list[CatalogEntry] | None = None,
 ) -> Path:
-    """The shop signed into a bundle, with `extra_files` (priors) signed in too."""
+    """The shop signed into a bundle, with `extra_files` (priors) signed in too; `catalog`
+    replaces `shop_catalog()` (the same ids in the same order)."""
     histories = [
         (np.array([0, 1], np.int64), np.array([1.0, 0.25], np.float32)),
         (np.array([3], np.int64), np.array([1.0], np.float32)),
@@ -94,7 +96,7 @@ def write_shop_bundle(
     path, _report = export_bundle(
         replace(make_tiny_model(), item_ids=SHOP_IDS),
         out_dir,
-        catalog=shop_catalog(),
+        catalog=catalog or shop_catalog(),
         model_version=model_version,
         signing_keys=[key],
         sample_histories=histories,
