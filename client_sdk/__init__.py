@@ -25,7 +25,8 @@ from .errors import (
 from .features import Clock, InterestConfig, LocalContext
 from .ledger import LedgerEntry, LedgerFetcher, NetworkLedger
 from .ranking import Reason, Recommendation
-from .recommender import Recommender, RecommenderConfig
+from .recommender import Recommender
+from .recommender_config import RecommenderConfig
 from .shortcuts import DueEstimate, ReorderPayload, Shortcut, ShortcutConfig
 from .store import PrivateStore, StoreConfig
 from .store_keys import generate_store_key, keyring_store_key

@@ -32,7 +32,8 @@ from typing import Any
 from ._crypto import PublicKeyLike
 from .features import Clock, check_item_id
 from .ranking import Recommendation
-from .recommender import Recommender, RecommenderConfig
+from .recommender import Recommender
+from .recommender_config import RecommenderConfig
 from .store import PrivateStore
 
 __all__ = ["IdleWaiter", "KioskRules", "KioskSession"]

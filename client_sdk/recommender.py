@@ -13,22 +13,20 @@ import json
 import logging
 import threading
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ._crypto import PublicKeyLike
-from ._shortcut_desk import ShortcutDesk, check_position
-from ._shortcut_desk import check_k as check_shortcut_k
-from .bundle import DEFAULT_MAX_FILE_BYTES, MODEL_FILE, BundleCatalog, read_bundle
+from ._shortcut_api import ShortcutControls
+from ._shortcut_desk import ShortcutDesk
+from .bundle import MODEL_FILE, BundleCatalog, read_bundle
 from .controls import DISMISS_REASONS, INTENTS, ShopperState
 from .errors import StoreError
 from .extras import BundleExtras
 from .features import (
     Clock,
-    InterestConfig,
     LocalContext,
     SystemClock,
     bundle_interest,
@@ -39,11 +37,10 @@ from .features import (
     validate_event,
 )
 from .ledger import LedgerEntry, LedgerFetcher, NetworkLedger
-from .ranking import POPULAR_CONTEXTS, Ranker, Recommendation
+from .ranking import Ranker, Recommendation
+from .recommender_config import RecommenderConfig
 from .scoring import Scorer
-from .shortcut_state import ReorderPayload
-from .shortcuts import Shortcut, ShortcutConfig
-from .store import PrivateStore, StoreConfig
+from .store import PrivateStore
 from .updater import Fetcher, HttpFetcher
 from .verify import Manifest
 
@@ -55,48 +52,7 @@ logger = logging.getLogger(__name__)
 _PRUNE_EVERY = timedelta(hours=1)
 
 
-@dataclass(frozen=True, slots=True)
-class RecommenderConfig:
-    """Limits of one Recommender. Validated; safe defaults."""
-
-    threads: int = 1
-    max_history_items: int = 500
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-    interest: InterestConfig | None = None
-    """How interest fades and how long events are kept; None takes the half-lives the bundle's
-    training tuned (`model.history_half_life_days` in the manifest), else the defaults."""
-    store: StoreConfig = field(default_factory=StoreConfig)
-    shortcuts: ShortcutConfig = field(default_factory=ShortcutConfig)
-    """How reorder shortcuts are chosen (the due window, the durable-goods rule)."""
-    popular_contexts: tuple[str, ...] = POPULAR_CONTEXTS
-    """What an empty session's popular list depends on when the bundle ships a context prior:
-    "month", "part_of_day", both (the default) or neither (the model's global prior)."""
-    replaced_days: float = 365.0
-    """For how long after buying a durable item (or saying it was bought elsewhere) the other
-    items of its kind (the catalogue's `kind`: another camera after a camera) are left out of
-    the shopper's lists; 0 shows them. Consumables are never left out this way."""
-
-    def __post_init__(self) -> None:
-        unknown = set(self.popular_contexts) - set(POPULAR_CONTEXTS)
-        if unknown or not isinstance(self.popular_contexts, tuple):
-            raise ValueError(
-                f"popular_contexts must be a tuple of {POPULAR_CONTEXTS}, "
-                f"found {self.popular_contexts!r}"
-            )
-        days = self.replaced_days
-        if isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 <= days <= 3650:
-            raise ValueError(f"replaced_days must be in [0, 3650], found {days!r}")
-        if not 1 <= self.threads <= 64:
-            raise ValueError(f"threads must be in [1, 64], found {self.threads}")
-        if not 1 <= self.max_history_items <= 100_000:
-            raise ValueError(
-                f"max_history_items must be in [1, 100000], found {self.max_history_items}"
-            )
-        if self.max_file_bytes < 1:
-            raise ValueError(f"max_file_bytes must be >= 1, found {self.max_file_bytes}")
-
-
-class Recommender:
+class Recommender(ShortcutControls):
     """Scores a verified bundle against this device's private history, under the shopper's
     controls. Use `Recommender.open(...)`; it is a context manager that closes on exit."""
 
@@ -402,97 +358,6 @@ class Recommender:
     def context(self, now: datetime | None = None) -> LocalContext:
         """The local time and time zone of a request (context features; unused by this model)."""
         return local_context(self._now(now))
-
-    # -- reorder shortcuts -----------------------------------------------------------------
-
-    def shortcuts(self, k: int = 5, *, now: datetime | None = None) -> list[Shortcut]:
-        """Dash-style reorder shortcuts: pinned items first, in the shopper's order, then the
-        items most likely bought within the window (`ShortcutConfig.window_days`), each with
-        its expected date, confidence and reason ("you buy this about every 12 days; last
-        bought 11 days ago").
-
-        Due-ness is learned on the device from the purchases in the store (recorded, reordered,
-        or bought elsewhere), blended with the bundle's reorder priors. Never shown unless
-        pinned: durable goods bought once (catalog items not marked consumable, when the catalog
-        marks any; else items the priors say are rarely bought again), snoozed items, items
-        dismissed as "not interested". Pinned items always show, even beyond `k`. In "gift"
-        intent the list is empty: nothing shaped by the shopper's own history is shown. While
-        learning is paused the list still shows what was learned before.
-
-        Raises:
-            TypeError: k is not an int.
-            ValueError: k is outside [1, 10000], or a bad `now`.
-        """
-        check_shortcut_k(k)
-        when = self._now(now)
-        with self._lock:
-            self._check_open()
-            self._maybe_prune(when)
-            if self._intent == "gift":
-                return []
-            desk = self._shortcuts
-            snapshot = desk.snapshot(when)
-        return desk.due(snapshot, k, when)
-
-    def reorder(self, item_id: str, *, now: datetime | None = None) -> ReorderPayload:
-        """One-tap reorder: what the host app should order, the item and the shopper's usual
-        quantity (the median of their recent purchase days; the shop's usual one for an item
-        never bought here). It is recorded as a purchase, which restarts the item's clock and
-        clears its snooze and "bought elsewhere" mark.
-
-        While learning is paused, or in "gift" intent, nothing is recorded or changed; in "gift"
-        intent the quantity is the shop's usual one, not the shopper's.
-
-        Raises:
-            TypeError, ValueError: a bad `item_id` or `now`.
-            StoreFullError, StoreError: the purchase was not recorded; nothing changed.
-        """
-        check_item_id(item_id)
-        when = self._now(now)
-        with self._lock:
-            self._check_open()
-            gift = self._intent == "gift"
-            return self._shortcuts.reorder(item_id, when, gift=gift, learning=self._learning())
-
-    def pin(self, item_id: str, *, position: int | None = None) -> None:
-        """Pin a reorder shortcut: it always shows, before the due ones, in the shopper's order
-        (at the end, or at `position`; pinning a pinned item moves it). Kept across restarts.
-
-        Raises:
-            TypeError, ValueError: a bad `item_id` or `position`, or over 100 pinned items.
-            StoreError: not saved.
-        """
-        check_item_id(item_id)
-        check_position(position)
-        with self._lock:
-            self._check_open()
-            self._shortcuts.pin(item_id, position)
-
-    def unpin(self, item_id: str) -> bool:
-        """Unpin a shortcut (it may still show when due); False if it was not pinned.
-
-        Raises:
-            TypeError, ValueError: a bad `item_id`.
-            StoreError: not saved.
-        """
-        check_item_id(item_id)
-        with self._lock:
-            self._check_open()
-            return self._shortcuts.unpin(item_id)
-
-    def snooze(self, item_id: str, days: int, *, now: datetime | None = None) -> date:
-        """Leave an item out of the due shortcuts for `days` days (a pinned one still shows);
-        returns the first day it shows again. Kept across restarts.
-
-        Raises:
-            TypeError, ValueError: a bad `item_id` or `now`; `days` outside [1, 366].
-            StoreError: not saved.
-        """
-        check_item_id(item_id)
-        when = self._now(now)
-        with self._lock:
-            self._check_open()
-            return self._shortcuts.snooze(item_id, days, when)
 
     # -- the shopper's data ----------------------------------------------------------------
 
