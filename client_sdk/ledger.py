@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -106,9 +107,12 @@ class NetworkLedger:
 class FileLedger:
     """A network ledger in a JSON-lines file: one line per request, one per completion.
 
-    Each line is written and fsynced before the request goes out. A line torn by a crash at
-    the end of the file is skipped; any other malformed line is an error naming it. Past
-    `max_entries` the file is rewritten (atomically) with the newest half.
+    Each line is written with one `O_APPEND` write and fsynced before the request goes out.
+    Entry ids are random, so two updaters sharing the file never reuse one. A line torn by a
+    crash (or a full disk) at the end of the file is cut off before the next write, so it never
+    runs into the next line; reading skips a torn last line, and names any other malformed
+    line. Writing never depends on reading the file, so no old damage can stop an update.
+    Past `max_entries` the file is rewritten (atomically) with the newest half.
     """
 
     def __init__(self, path: Path | str, *, max_entries: int = 10_000) -> None:
@@ -122,7 +126,7 @@ class FileLedger:
         self.path = Path(path)
         self._max = max_entries
         self._lock = threading.Lock()
-        self._next_id: int | None = None
+        self._lines: int | None = None  # lines in the file, counted at the first write
 
     def record_request(self, url: str, nbytes: int, at: datetime, *, status: str = "ok") -> int:
         """Append one entry; returns its id (for `complete`).
@@ -132,14 +136,10 @@ class FileLedger:
             StoreError: the file cannot be written.
         """
         _check_entry(url, nbytes, at, status)
+        entry_id = secrets.randbits(62)
         with self._lock:
-            folded = self._fold() if self._next_id is None else None
-            if folded is not None:
-                self._next_id = max(folded, default=0) + 1
-            entry_id = self._next_id or 1
-            self._next_id = entry_id + 1
             self._append({"i": entry_id, **_payload(url, nbytes, at, status)})
-            if entry_id % self._max == 0:
+            if self._lines is not None and self._lines > 2 * self._max:
                 self._compact()
         return entry_id
 
@@ -153,14 +153,14 @@ class FileLedger:
             self._append({"i": entry_id, **_payload(url, nbytes, at, "ok" if ok else "failed")})
 
     def entries(self) -> list[LedgerEntry]:
-        """Every entry, oldest first (an entry's last line wins).
+        """Every entry, in the order they were first written (an entry's last line wins).
 
         Raises:
             StoreError: the file cannot be read, or a line other than a torn last one is
-                malformed.
+                malformed (the message names it).
         """
         with self._lock:
-            return [_entry(row) for _id, row in sorted(self._fold().items())]
+            return [_entry(row) for row in self._fold().values()]
 
     def _fold(self) -> dict[int, dict[str, object]]:
         try:
@@ -180,30 +180,41 @@ class FileLedger:
                 _entry(row)
                 if type(entry_id) is not int:
                     raise TypeError("i")
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
                 if number - 1 == last:  # torn by a crash mid-write: the request never went out
                     logger.warning("%s: skipped a torn last line", self.path.name)
                     continue
                 raise StoreError(f"{self.path}:{number}: malformed ledger line") from exc
-            rows[entry_id] = row
+            rows[entry_id] = row  # a later line updates the entry, which keeps its place
         return rows
 
     def _append(self, row: dict[str, object]) -> None:
         data = json.dumps(row, separators=(",", ":")).encode("utf-8") + b"\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                if self._lines is None:
+                    self._lines = _count_lines(fd)
+                _cut_torn_tail(fd, self.path.name)
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot write the network ledger: {exc}") from exc
+        self._lines += 1
 
     def _compact(self) -> None:
-        """Keep the newest half of the entries (called under the lock)."""
-        rows = sorted(self._fold().items())[-(self._max // 2) :]
+        """Keep the newest half of the entries (called under the lock). Damage in the file
+        only postpones this: it never stops a request."""
+        try:
+            rows = list(self._fold().values())[-(self._max // 2) :]
+        except StoreError:
+            logger.warning("%s: not compacted, it has a malformed line", self.path.name)
+            return
         data = b"".join(
-            json.dumps(row, separators=(",", ":")).encode("utf-8") + b"\n" for _id, row in rows
+            json.dumps(row, separators=(",", ":")).encode("utf-8") + b"\n" for row in rows
         )
         temporary = self.path.with_name(self.path.name + ".tmp")
         try:
@@ -212,8 +223,43 @@ class FileLedger:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, self.path)
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot compact the network ledger: {exc}") from exc
+        except OSError as exc:  # the entry is written: the request may go out all the same
+            logger.warning("%s: not compacted: %s", self.path.name, exc)
+            return
+        self._lines = len(rows)
+
+
+def _read_at(fd: int, size: int, offset: int) -> bytes:
+    """`size` bytes at `offset` (portable, unlike os.pread; every write is O_APPEND)."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
+
+
+def _count_lines(fd: int) -> int:
+    count, offset = 0, 0
+    while block := _read_at(fd, 1 << 20, offset):
+        count += block.count(b"\n")
+        offset += len(block)
+    return count
+
+
+def _cut_torn_tail(fd: int, name: str) -> None:
+    """Cut a line left unfinished by a crash or a full disk off the end of the file, so the
+    next line does not run into it."""
+    size = os.fstat(fd).st_size
+    if size == 0 or _read_at(fd, 1, size - 1) == b"\n":
+        return
+    end = size
+    while end > 0:
+        start = max(0, end - 4096)
+        newline = _read_at(fd, end - start, start).rfind(b"\n")
+        if newline >= 0:
+            os.ftruncate(fd, start + newline + 1)
+            break
+        end = start
+    else:
+        os.ftruncate(fd, 0)
+    logger.warning("%s: cut off a torn last line (%d bytes)", name, size - os.fstat(fd).st_size)
 
 
 class LedgerFetcher:

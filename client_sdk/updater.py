@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -198,8 +199,10 @@ class Updater:
             monotonic: The clock of the total deadline (tests pass a fake one).
 
         Raises:
-            ValueError, TypeError: A key or the trusted root is unusable.
+            ValueError, TypeError: A key or the trusted root is unusable, or `server_url` is
+                not a plain http(s) URL (credentials, a query or a fragment identify someone).
         """
+        _check_server_url(server_url)
         self._base = server_url.rstrip("/")
         self._dir = Path(install_dir)
         self._keys = load_trusted_keys(trusted_keys)
@@ -386,6 +389,19 @@ class Updater:
         survivors = [p for p in bundles if p.name == keep] + [p for p in bundles if p.name != keep]
         for old in survivors[self._config.keep_bundles :]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_server_url(url: str) -> None:
+    if not isinstance(url, str):
+        raise TypeError(f"server_url must be a str, not {type(url).__name__}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"server_url must be an http(s) URL with a host, found {url!r}")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ValueError(
+            "server_url must carry no credentials, query or fragment: every device sends the "
+            "same requests"
+        )
 
 
 def _file_sha256(path: Path) -> str | None:

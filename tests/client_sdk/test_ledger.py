@@ -34,7 +34,8 @@ def test_file_ledger_round_trip_and_completion(tmp_path: Path) -> None:
     assert ledger.entries() == expected
     again = FileLedger(tmp_path / "sub" / "ledger.jsonl")  # a new process reads the same
     assert again.entries() == expected
-    assert again.record_request("https://m.example/c", 5, T0) == 3
+    again.record_request("https://m.example/c", 5, T0)
+    assert [e.url for e in again.entries()][-1] == "https://m.example/c"
 
 
 def test_a_torn_last_line_is_skipped_and_a_broken_middle_line_named(tmp_path: Path) -> None:
@@ -49,11 +50,33 @@ def test_a_torn_last_line_is_skipped_and_a_broken_middle_line_named(tmp_path: Pa
         FileLedger(path).entries()
 
 
+def test_a_torn_tail_is_cut_before_the_next_line(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    FileLedger(path).record_request("https://m.example/a", 7, T0)
+    with path.open("ab") as handle:
+        handle.write(b'{"i":2,"u":"https://m.exa')  # a crash, or a full disk, mid-write
+    FileLedger(path).record_request("https://m.example/b", 8, T0)
+    FileLedger(path).record_request("https://m.example/c", 9, T0)
+    for _ in range(2):  # every later start reads it whole
+        assert [e.url[-1] for e in FileLedger(path).entries()] == ["a", "b", "c"]
+
+
+def test_two_writers_on_one_file_keep_every_entry(tmp_path: Path) -> None:
+    one, two = FileLedger(tmp_path / "ledger.jsonl"), FileLedger(tmp_path / "ledger.jsonl")
+    for n in range(50):
+        for writer in (one, two):
+            entry = writer.record_request(f"https://m.example/{n}", 0, T0, status="sent")
+            writer.complete(entry, f"https://m.example/{n}", n, T0, ok=True)
+    entries = FileLedger(tmp_path / "ledger.jsonl").entries()
+    assert len(entries) == 100
+    assert {e.status for e in entries} == {"ok"}
+
+
 def test_the_file_keeps_the_newest_entries(tmp_path: Path) -> None:
     ledger = FileLedger(tmp_path / "ledger.jsonl", max_entries=4)
     for n in range(1, 10):
         ledger.record_request(f"https://m.example/{n}", n, T0 + timedelta(minutes=n))
-    assert [e.nbytes for e in ledger.entries()] == [7, 8, 9]  # compacted at 8 to 7, 8; then 9
+    assert [e.nbytes for e in ledger.entries()] == [8, 9]  # 9 lines > 2 x 4: the newest 2
     with pytest.raises(ValueError, match="max_entries"):
         FileLedger(tmp_path / "x", max_entries=1)
 
@@ -126,3 +149,20 @@ def test_a_shoppers_ledger_fetcher_is_used_as_it_is(
         assert [e.url for e in ledger.entries()] == [url for url, _cap in fake.requests]
         assert updater.network_ledger() == ledger.entries()
     assert not (device / LEDGER_FILE).exists()  # one ledger, the shopper's sealed one
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:secret@models.example",
+        "https://models.example/?device=42",
+        "https://models.example/#me",
+        "ftp://models.example",
+        "models.example",
+    ],
+)
+def test_an_identifying_server_url_is_refused(
+    tmp_path: Path, signing_key: Ed25519PrivateKey, url: str
+) -> None:
+    with pytest.raises(ValueError, match="server_url"):
+        Updater(url, tmp_path / "device", trusted_keys=[signing_key.public_key()])
