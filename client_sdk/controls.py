@@ -55,6 +55,9 @@ class Dismissal:
     at: datetime
     purchase_ids: tuple[int, ...] = ()
     """Purchases this dismissal recorded (bought elsewhere, consumables): undone with it."""
+    own: bool = True
+    """Bought elsewhere by the shopper for themselves while learning: not in gift intent or
+    while paused (only such a dismissal may leave the item's kind out of their lists)."""
 
 
 class ShopperState:
@@ -146,7 +149,13 @@ class ShopperState:
         with self._store.transaction() as writer:
             if purchase is not None:
                 purchases.append(writer.add("event", _event_payload(purchase)))
-            dismissal = Dismissal(item_id, reason, at.astimezone(timezone.utc), tuple(purchases))
+            dismissal = Dismissal(
+                item_id,
+                reason,
+                at.astimezone(timezone.utc),
+                tuple(purchases),
+                own=for_me and learning,
+            )
             if previous is not None:
                 writer.delete("control", [previous[0]])
             control_id = writer.add("control", _dismissal_payload(dismissal))
@@ -255,12 +264,13 @@ class ShopperState:
         self._latest_purchase_day = max(self._latest_purchase_day, day.toordinal())
 
     def bought_elsewhere(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """Known items dismissed as bought elsewhere, and when (Unix seconds)."""
+        """Known items the shopper said they bought elsewhere for themselves (not as a gift,
+        not while paused), and when (Unix seconds)."""
         index = self._catalog.index
         found = [
             (index[item_id], dismissal.at.timestamp())
             for item_id, (_rid, dismissal) in self.dismissals.items()
-            if dismissal.reason == "bought_elsewhere" and item_id in index
+            if dismissal.reason == "bought_elsewhere" and dismissal.own and item_id in index
         ]
         return (
             np.array([i for i, _ in found], np.int64),
@@ -428,6 +438,7 @@ def _dismissal_payload(dismissal: Dismissal) -> dict[str, Any]:
         "r": dismissal.reason,
         "t": dismissal.at.timestamp(),
         "e": list(dismissal.purchase_ids),
+        "o": dismissal.own,
     }
 
 
@@ -441,6 +452,7 @@ def _dismissal_from(row: Mapping[str, Any], record_id: int) -> Dismissal:
             reason=reason,
             at=datetime.fromtimestamp(float(row["t"]), timezone.utc),
             purchase_ids=tuple(int(i) for i in row.get("e", [])),
+            own=bool(row.get("o", True)),
         )
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise StoreError(f"dismissal record {record_id} is malformed") from exc

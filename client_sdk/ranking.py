@@ -16,6 +16,7 @@ item in view alone, as the crowd bought it, and keeps only items the model links
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -121,7 +122,7 @@ class Ranker:
         self._context_part = "part_of_day" in contexts
         self._masks: dict[str, tuple[frozenset[str], npt.NDArray[np.bool_]]] = {}
         self._standing: (
-            tuple[EventLog | None, tuple[int, int], npt.NDArray[np.bool_], _Standing] | None
+            tuple[EventLog | None, tuple[int, float], npt.NDArray[np.bool_], _Standing] | None
         ) = None
 
     def plan(
@@ -194,12 +195,18 @@ class Ranker:
         suppressed = self._state.suppressed_mask()
         log = None if gift else self._state.log
         version = -1 if log is None else log.version
-        day = int(now.timestamp() // 86_400) if self._replaced_days and not gift else 0
         cached = self._standing
-        fresh = cached is not None and cached[0] is log and cached[1] == (version, day)
-        if cached is not None and fresh and cached[2] is suppressed:
+        # Fresh while the log and the dismissals are the same and no left-out kind is back.
+        if (
+            cached is not None
+            and cached[0] is log
+            and cached[1][0] == version
+            and cached[2] is suppressed
+            and now.timestamp() < cached[1][1]
+        ):
             return cached[3]
         replaced: tuple[Reason, ...] = ()
+        until = math.inf
         if gift:
             masked = suppressed.copy()
             hidden = int(np.count_nonzero(suppressed))
@@ -208,18 +215,21 @@ class Ranker:
             hidden = int(np.count_nonzero(suppressed & ~touched))
             masked = touched | suppressed
             if self._replaced_days:
-                replaced = self._mask_replaced(masked, now)
+                replaced, until = self._mask_replaced(masked, now)
         masked.setflags(write=False)
         excluded = np.flatnonzero(masked).astype(np.int64)
         excluded.setflags(write=False)
         standing = (masked, excluded, hidden, replaced)
-        self._standing = (log, (version, day), suppressed, standing)
+        self._standing = (log, (version, until), suppressed, standing)
         return standing
 
-    def _mask_replaced(self, masked: npt.NDArray[np.bool_], now: datetime) -> tuple[Reason, ...]:
+    def _mask_replaced(
+        self, masked: npt.NDArray[np.bool_], now: datetime
+    ) -> tuple[tuple[Reason, ...], float]:
         """Mask, in place, the other items of each kind of which the shopper bought a durable
         item within `replaced_days` (or said they bought it elsewhere): a second camera is
-        not what the buyer of a camera needs. Returns one reason per kind left out."""
+        not what the buyer of a camera needs. Returns one reason per kind left out, and when
+        (Unix seconds) the first of those purchases leaves the window."""
         kind_of = self._catalog.kind_of
         assert kind_of is not None  # noqa: S101 - replaced_days is 0 without kinds
         items, at = self._state.log.purchased()
@@ -229,8 +239,9 @@ class Ranker:
         recent = (now.timestamp() - at <= self._replaced_days * 86_400) & (kind_of[items] >= 0)
         recent &= ~self._catalog.consumable[items]
         if not recent.any():
-            return ()
+            return (), math.inf
         items, at = items[recent], at[recent]
+        until = float(at.min()) + self._replaced_days * 86_400
         latest: dict[int, int] = {}
         for item in items[np.argsort(at, kind="stable")].tolist():
             latest[int(kind_of[item])] = item  # the most recent purchase names its kind
@@ -243,7 +254,7 @@ class Ranker:
                 text = f"{left_out} other items like {title} left out: you bought one"
                 reasons.append(Reason("control", text))
         masked |= same_kind
-        return tuple(reasons)
+        return tuple(reasons), until
 
     def _crowd_plan(
         self,

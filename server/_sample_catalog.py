@@ -17,6 +17,11 @@ _Ints = npt.NDArray[np.int64]
 _Rng = np.random.Generator
 
 CATALOG_HEADER = ("item_id", "title", "category", "group", "consumable", "price", "kind")
+SUBSTITUTE_KINDS = frozenset(
+    {"camera", "stroller", "console", "printer", "lawn_mower", "coffee_machine", "headphones"}
+)
+"""Kinds whose products replace each other (one camera is enough): the catalog's `kind` column
+names them; books, games, toys, clothes and the rest are left without a kind."""
 
 # [Category] brands, then one row per kind (indented lines continue a row): key, cadence in days
 # (0: durable), price range, season, catalog share, mean extra products a shopper adopts, variant
@@ -274,7 +279,8 @@ def build_catalog(rng: _Rng, n_items: int) -> Catalog:
             title = _variant_title(base, kind.style, (kind.variants or ("",))[j])
             consumable = "true" if kind.cadence_days > 0 else "false"
             price_text = f"{max(0.99, round(scaled) - 0.01):.2f}"
-            rows.append((item_id, title, kind.category, group, consumable, price_text, kind.key))
+            sort = kind.key if kind.key in SUBSTITUTE_KINDS else ""
+            rows.append((item_id, title, kind.category, group, consumable, price_text, sort))
         brand_id = brands.setdefault(brand, len(brands))
         products.append((k, len(rows) - length, length, offset, brand_id))
     prod = np.array(products, dtype=np.int64)

@@ -9,7 +9,8 @@ volume). The result is a `client_sdk.context_prior.ContextPrior`, shipped as
 
 k-anonymity: an item is listed only with at least `min_users` distinct buyers, and each of its
 month and part-of-day cells is published only with at least `min_users` distinct buyers (else
-0), so no cell describes a handful of people. Only counts leave the server: no user, time or
+0), so no cell describes a handful of people; a context's volume over all items is published
+under the same floor. Only counts leave the server: no user, time or
 basket.
 """
 
@@ -109,8 +110,8 @@ def compute_context_prior(
         min_users=floor,
         smoothing=float(config.smoothing),
         utc_offset_minutes=config.utc_offset_minutes,
-        month_totals=tuple(int(t) for t in by_month.sum(axis=0).tolist()),
-        part_totals=tuple(int(t) for t in by_part.sum(axis=0).tolist()),
+        month_totals=_floored(by_month.sum(axis=0), floor),
+        part_totals=_floored(by_part.sum(axis=0), floor),
         items=items,
     )
     published = int(np.count_nonzero(cells[listed, 1:]))
@@ -122,6 +123,12 @@ def compute_context_prior(
         floor,
     )
     return prior
+
+
+def _floored(totals: npt.NDArray[np.int64], floor: int) -> tuple[int, ...]:
+    """A context's volume is published only when it reaches the floor too (else 0): a month
+    with one gift in the whole shop must not say so."""
+    return tuple(int(t) if t >= floor else 0 for t in totals.tolist())
 
 
 def _distinct_buyers(

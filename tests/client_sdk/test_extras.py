@@ -60,7 +60,15 @@ def test_an_empty_session_waits_for_the_context_prior(
         assert release.wait(WAIT)
         return bundle_context_popularity(*args)  # type: ignore[arg-type]
 
+    asked = threading.Event()
+    real_get = BundleExtras._get
+
+    def noting_get(self: BundleExtras) -> object:
+        asked.set()  # the caller has reached the side files
+        return real_get(self)
+
     monkeypatch.setattr("client_sdk.extras.bundle_context_popularity", slow_context)
+    monkeypatch.setattr(BundleExtras, "_get", noting_get)
     december = FixedClock(datetime(2026, 12, 10, 10, 0, tzinfo=timezone.utc))
     with Recommender.open(bundle, trusted_keys=[signing_key.public_key()], clock=december) as rec:
         answer: list[list[str]] = []
@@ -68,11 +76,11 @@ def test_an_empty_session_waits_for_the_context_prior(
             target=lambda: answer.append([r.item_id for r in rec.recommend(k=1)])
         )
         caller.start()
-        caller.join(0.2)
-        assert caller.is_alive()  # waiting for the context prior, not ranking without it
+        assert asked.wait(WAIT)
+        assert not rec._extras.wait(0)  # the caller asked while the prior was still parsing
         release.set()
         caller.join(WAIT)
-        assert answer == [[CAMERA]]  # December's favourite, from the context prior
+        assert answer == [[CAMERA]]  # December's favourite: it waited for the context prior
 
 
 def test_a_failure_in_the_parser_reaches_the_caller(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,37 @@ def test_bought_elsewhere_counts_as_bought(rec: Recommender) -> None:
     result = rec.recommend(k=5)
     assert not {TEAPOT_RED, TEAPOT_BLUE} & set(ids(result))
     assert "2 other items like Aurora Kettle left out: you bought one" in controls(result)
+
+
+def test_bought_elsewhere_as_a_gift_or_while_paused_leaves_nothing_out(
+    rec: Recommender,
+) -> None:
+    rec.set_intent("gift")
+    rec.dismiss(KETTLE, reason="bought_elsewhere")
+    rec.set_intent("for_me")
+    rec.pause()
+    rec.dismiss(CAMERA, reason="bought_elsewhere")
+    rec.resume()
+    shown = ids(rec.recommend(k=5))
+    assert TEAPOT_RED in shown and BATTERIES in shown  # their kinds stay in the lists
+    assert not any("you bought one" in text for text in controls(rec.recommend(k=5)))
+
+
+def test_a_warm_cache_answers_as_a_cold_one_at_the_window_edge(
+    bundle: Path, signing_key: Ed25519PrivateKey, clock: FixedClock
+) -> None:
+    with opened(bundle, signing_key, clock, replaced_days=30) as warm:
+        warm.record("purchase", KETTLE)
+        bought = clock.current
+        clock.current = bought + timedelta(days=30, seconds=-1)
+        assert TEAPOT_RED not in ids(warm.recommend(k=5))  # fills the cache, the same day
+        clock.current = bought + timedelta(days=30, seconds=1)
+        warm_answer = ids(warm.recommend(k=5))
+    with opened(bundle, signing_key, FixedClock(bought), replaced_days=30) as cold:
+        cold.record("purchase", KETTLE)
+        cold._clock.current = bought + timedelta(days=30, seconds=1)  # type: ignore[attr-defined]
+        assert ids(cold.recommend(k=5)) == warm_answer
+    assert TEAPOT_RED in warm_answer
 
 
 def test_gift_mode_and_a_zero_window_show_the_kind(

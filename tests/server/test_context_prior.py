@@ -126,6 +126,7 @@ def test_gift_prior_counts_only_gift_purchases_under_the_floor(tmp_path: Path) -
             if u < 3:
                 writer.writerow([f"v{u}", "tv", DEC_EVENING.isoformat(), "purchase", "yes"])
         writer.writerow(["w0", "toys", DEC_EVENING.isoformat(), "view", "1"])  # not a purchase
+        writer.writerow(["k0", "kite", JUNE_MORNING.isoformat(), "purchase", "1"])  # one gift
     interactions = load_interactions(path)
     data = gift_prior_file(interactions)
     assert data is not None
@@ -135,6 +136,8 @@ def test_gift_prior_counts_only_gift_purchases_under_the_floor(tmp_path: Path) -
     assert prior.items["toys"][0] == 12
     assert prior.items["toys"][december] == 12 and prior.items["toys"][evening] == 12
     assert prior.items["toys"][1 + 5] == 0  # their June purchases were for themselves
+    assert prior.month_totals[5] == 0  # one gift in June: not even the volume says so
+    assert prior.month_totals[11] == 12 + 3
     assert gift_prior_file(interactions, ContextPriorConfig(min_users=20)) is None
     plain = write_log(tmp_path / "plain.csv", [("u0", "toys", DEC_EVENING, "purchase")])
     assert gift_prior_file(load_interactions(plain)) is None
