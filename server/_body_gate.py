@@ -10,9 +10,12 @@ and headers alone, before a byte of body is read:
 - every other request, including an upload without a valid token, up to ``max_request_bytes``.
 
 A larger ``Content-Length`` is answered at once (401 for an upload without a valid token, 413
-otherwise) and the connection is closed unread; a chunked body is cut off as soon as it passes
-its limit. The answers use the API's JSON error shape. Flask checks the same limits again, so
-the app stays safe under any other WSGI server.
+otherwise) and the connection is closed unread; a chunked body is cut off as soon as its
+decoded size passes its limit, or its bytes on the wire (chunk sizes, extensions, trailer:
+framing waitress holds in memory until a line ends) pass twice the limit plus 4 KiB. The limit
+is decided once, from the head; each chunk costs two comparisons. The answers use the API's
+JSON error shape. Flask checks the same limits again, so the app stays safe under any other
+WSGI server.
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ from server.auth import HASHES_EXTENSION, token_matches
 __all__ = ["BodyGate", "gated_parser_class"]
 
 _DEFAULT_MAX_REQUEST_BYTES = 1_000_000
+_FRAMING_SLACK = 4_096
+"""Bytes of chunk framing allowed beyond one per body byte: the last chunk and a trailer."""
+
+
+def wire_limit(limit: int) -> int:
+    """The most bytes a chunked body of at most ``limit`` decoded bytes may take on the wire."""
+    return 2 * limit + _FRAMING_SLACK
 
 
 @dataclass(frozen=True)
@@ -108,8 +118,10 @@ class BodyGate:
 
     @property
     def largest(self) -> int:
-        """The largest body any request may have (waitress's own backstop)."""
-        return max(self.max_request_bytes, self.max_upload_bytes)
+        """The most bytes any request body may take on the wire, chunk framing included
+        (waitress's own backstop, which counts a chunked body's framing: the gate refuses
+        every body before it)."""
+        return wire_limit(max(self.max_request_bytes, self.max_upload_bytes))
 
     def limit(self, method: str, path: str, authorization: str) -> tuple[int, bool]:
         """The body limit of a request, and whether it routes to an upload without a valid token.
@@ -135,21 +147,24 @@ class BodyGate:
     def refusal(self, method: str, path: str, authorization: str, size: int) -> _Refusal | None:
         """Why a body of ``size`` bytes is refused, or None when it is allowed."""
         limit, anonymous_upload = self.limit(method, path, authorization)
-        if size <= limit:
-            return None
-        if anonymous_upload:
-            return _Refusal(
-                401,
-                "Unauthorized",
-                "unauthorized",
-                "a valid admin bearer token is required before an upload body is read",
-            )
+        return None if size <= limit else _refusal(method, path, limit, anonymous_upload)
+
+
+def _refusal(method: str, path: str, limit: int, anonymous_upload: bool) -> _Refusal:
+    """The answer to a body over ``limit``: 401 for an upload without a valid token, else 413."""
+    if anonymous_upload:
         return _Refusal(
-            413,
-            "Request Entity Too Large",
-            "request_entity_too_large",
-            f"request bodies are limited to {limit} bytes on {method} {path}",
+            401,
+            "Unauthorized",
+            "unauthorized",
+            "a valid admin bearer token is required before an upload body is read",
         )
+    return _Refusal(
+        413,
+        "Request Entity Too Large",
+        "request_entity_too_large",
+        f"request bodies are limited to {limit} bytes on {method} {path}",
+    )
 
 
 def gated_parser_class(gate: BodyGate) -> type[Any]:
@@ -157,28 +172,41 @@ def gated_parser_class(gate: BodyGate) -> type[Any]:
 
     class _GatedParser(HTTPRequestParser):  # type: ignore[misc]
         _refused: _JsonError | None = None
+        _limit = 0
+        _wire_limit = 0
+        _anonymous_upload = False
 
         def parse_header(self, header_plus: bytes) -> None:
             super().parse_header(header_plus)
-            if self.content_length > 0:
-                self._check(self.content_length)
+            if self.content_length > 0 or self.chunked:  # route and token: once per request
+                authorization = str(self.headers.get("AUTHORIZATION", ""))
+                limit, self._anonymous_upload = gate.limit(self.command, self.path, authorization)
+                self._limit, self._wire_limit = limit, wire_limit(limit)
+                if self.content_length > limit:
+                    self._refuse()
 
         def received(self, data: bytes) -> int:
             consumed = int(super().received(data))
-            if self.chunked and self._refused is None and self.body_bytes_received > 0:
-                self._check(self.body_bytes_received)
+            body = self.body_rcv
+            if (
+                self.chunked
+                and self._refused is None
+                and body is not None
+                # waitress's ChunkedReceiver: its length is the decoded body so far, while
+                # body_bytes_received counts every byte consumed, framing included
+                and (len(body) > self._limit or self.body_bytes_received > self._wire_limit)
+            ):
+                self._refuse()
             if self._refused is not None:  # also over waitress's own plain-text refusal
                 self.error = self._refused
                 self.completed = True
             return consumed
 
-        def _check(self, size: int) -> None:
-            authorization = str(self.headers.get("AUTHORIZATION", ""))
-            refusal = gate.refusal(self.command, self.path, authorization, size)
-            if refusal is not None:
-                self._refused = _JsonError(refusal)
-                self.error = self._refused
-                self.completed = True
-                self.expect_continue = False  # never invite a body that will be refused
+        def _refuse(self) -> None:
+            refusal = _refusal(self.command, self.path, self._limit, self._anonymous_upload)
+            self._refused = _JsonError(refusal)
+            self.error = self._refused
+            self.completed = True
+            self.expect_continue = False  # never invite a body that will be refused
 
     return _GatedParser

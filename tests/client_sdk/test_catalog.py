@@ -115,7 +115,23 @@ def test_an_empty_catalog_round_trips() -> None:
         ),
         (
             _document(category_code=[0, 1, 0, 1.5, 2]),
-            r"field 'category_code': expected integers, found float64",
+            r"field 'category_code': expected a flat list of integers, found float",
+        ),
+        (
+            _document(category_code=[[0], [0, 1]]),
+            r"field 'category_code': expected a flat list of integers, found list",
+        ),
+        (
+            _document(category_code=[[0], [1], [0], [1], [2]]),
+            r"field 'category_code': expected a flat list of integers, found list",
+        ),
+        (
+            _document(category_code=[True, 1, 0, 1, 2]),
+            r"field 'category_code': expected a flat list of integers, found bool",
+        ),
+        (
+            _document(category_code=[0, 1, 0, 1, 2**64]),
+            r"field 'category_code': expected 64-bit integers",
         ),
         (
             _document(category_code=[0, 1]),
@@ -137,6 +153,39 @@ def test_an_empty_catalog_round_trips() -> None:
         ),
         (_document(consumable=[5]), r"field 'consumable': expected indices in \[0, 5\)"),
         (_document(consumable=None), r"field 'consumable': expected a list, found NoneType"),
+        (_document(consumable=[0, True]), r"field 'consumable': expected a flat list of integers"),
+        (_document(consumable=[[0], [0, 1]]), r"field 'consumable': expected a flat list"),
+        (_document(consumable=[2**63]), r"field 'consumable': expected indices in \[0, 5\)"),
+        (_document(consumable=[-(2**70)]), r"field 'consumable': expected indices in \[0, 5\)"),
+        (
+            _document(group_items=[[True, 3], [4]]),
+            r"field 'group_items': expected a flat list of integers, found bool",
+        ),
+        (
+            _document(group_items=[[1, [3]], [4]]),
+            r"field 'group_items': expected a flat list of integers, found list",
+        ),
+        (
+            _document(kind_names=["camera"], kind_items=[[0, True]]),
+            r"field 'kind_items': expected a flat list of integers, found bool",
+        ),
+        (
+            _document(kind_items=[[0]]),
+            r"field 'kind_items': present without 'kind_names'",
+        ),
+        (
+            _document(kind_names=[]),
+            r"field 'kind_names': present without 'kind_items'",
+        ),
+        (
+            _document(kind_names=[], kind_items=[[0]]),
+            r"field 'kind_items': expected 0 lists, found 1",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, r"catalog\.json: JSON nested too deeply"),
+        (
+            _document(titles="x").replace(b'"x"', b"[" * 50_000 + b"]" * 50_000),
+            r"catalog\.json: JSON nested too deeply",
+        ),
     ],
 )
 def test_malformed_catalogs_are_refused_naming_the_field(data: bytes, message: str) -> None:
@@ -199,6 +248,20 @@ def test_a_format_1_bundle_still_opens_and_recommends(
         top = rec.recommend(k=2)
         assert [r.item_id for r in top] == [TEAPOT_RED, CAMERA]
         assert top[0].reasons[0].text == "because you bought Aurora Kettle"
+
+
+def test_kinds_round_trip_and_an_empty_kind_list_is_read() -> None:
+    cameras = [CatalogEntry("x", "X", kind="camera"), CatalogEntry("y", "Y"), ENTRIES[0]]
+    data = write_catalog(cameras)
+    assert json.loads(data)["kind_items"] == [[0]]
+    assert [e.kind for e in parse_catalog(data, 2).entries] == ["camera", "", ""]
+    empty = parse_catalog(_document(kind_names=[], kind_items=[]), 2)
+    assert {e.kind for e in empty.entries} == {""}
+
+
+def test_a_deeply_nested_format_1_catalog_is_refused() -> None:
+    with pytest.raises(FormatError, match=r"catalog\.json is malformed"):
+        parse_catalog(b'{"items": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 1)
 
 
 Mutate = Callable[[list[dict[str, Any]]], object]

@@ -12,10 +12,12 @@ import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from waitress.adjustments import Adjustments
 
-from server._body_gate import BodyGate
+from server._body_gate import BodyGate, gated_parser_class
 from server.app import create_app
 from server.auth import hash_token
 from server.config import ServerConfig
@@ -24,6 +26,7 @@ from server.wsgi import ServiceHandle, start_service
 TOKEN = "g" * 40
 REQUEST_LIMIT = 1_000
 UPLOAD_LIMIT = 50_000
+APP_ONLY_HEADER = "x-content-type-options"  # added by the app to its answers, never by the gate
 
 
 @pytest.fixture
@@ -124,9 +127,96 @@ def test_chunked_anonymous_upload_is_cut_off_at_the_request_limit(
 
 
 def test_small_anonymous_bodies_still_reach_the_app(service: ServiceHandle) -> None:
-    status, _, body = exchange(service, head("PUT", blob_path(b"x"), 1), b"x")
+    status, headers, body = exchange(service, head("PUT", blob_path(b"x"), 1), b"x")
     assert status == 401  # Flask's own auth check answers, with the same JSON shape
     assert json.loads(body)["error"]["code"] == "unauthorized"
+    assert headers[APP_ONLY_HEADER] == "nosniff"  # the app answered, not the gate
+
+
+def chunked(method: str, path: str, body: bytes, size: int, *extra: str) -> str:
+    """A chunked request: its head, then ``body`` in chunks of ``size`` bytes (as latin-1)."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: localhost", "Transfer-Encoding: chunked"]
+    request = "\r\n".join([*lines, *extra, "Connection: close"]).encode() + b"\r\n\r\n"
+    for start in range(0, len(body), size):
+        part = body[start : start + size]
+        request += b"%x\r\n%s\r\n" % (len(part), part)
+    return (request + b"0\r\n\r\n").decode("latin-1")
+
+
+def test_a_chunked_body_is_limited_by_its_decoded_size_not_its_framing(
+    service: ServiceHandle,
+) -> None:
+    at_limit = b"z" * REQUEST_LIMIT  # + 10 chunks of framing: over the limit on the wire
+    status, headers, _ = exchange(service, chunked("PUT", blob_path(at_limit), at_limit, 100))
+    assert (status, headers.get(APP_ONLY_HEADER)) == (401, "nosniff")  # reached the app
+    over = at_limit + b"z"
+    status, headers, body = exchange(service, chunked("PUT", blob_path(over), over, 100))
+    assert (status, headers.get(APP_ONLY_HEADER)) == (401, None)  # the gate's answer
+    assert json.loads(body)["error"]["code"] == "unauthorized"
+
+
+def test_a_chunked_upload_framed_past_the_upload_limit_is_stored(service: ServiceHandle) -> None:
+    # One byte under the limit: werkzeug's stream refuses a read at exactly max_content_length.
+    data = bytes(range(250)) * (UPLOAD_LIMIT // 250) + b"1"
+    data = data[: UPLOAD_LIMIT - 1]  # 500 chunks of 100 add 3,000 bytes on the wire
+    auth = f"Authorization: Bearer {TOKEN}"
+    status, _, body = exchange(service, chunked("PUT", blob_path(data), data, 100, auth))
+    assert status == 201, body
+    assert json.loads(body)["size"] == UPLOAD_LIMIT - 1
+    over = data + b"!!"
+    status, _, body = exchange(service, chunked("PUT", blob_path(over), over, 5_000, auth))
+    assert status == 413
+    assert f"limited to {UPLOAD_LIMIT} bytes" in json.loads(body)["error"]["message"]
+
+
+def parse(gate: BodyGate, request: str) -> Any:
+    """Feed a request to the gated parser in 8 KiB reads, as waitress does; the parser."""
+    adjustments = Adjustments(max_request_body_size=gate.largest + 1)  # as server.wsgi sets it
+    parser = gated_parser_class(gate)(adjustments)
+    data = request.encode("latin-1")
+    while data and not parser.completed:
+        consumed = parser.received(data[:8192])
+        assert consumed > 0
+        data = data[consumed:]
+    return parser
+
+
+def answer(parser: Any) -> tuple[int | None, bytes]:
+    """The parser's error status (None: none) and the body it stored; closes its buffer."""
+    status = None if parser.error is None else parser.error.code
+    body = parser.get_body_stream().read()
+    parser.close()
+    return status, body
+
+
+@pytest.mark.parametrize(
+    ("authorization", "size", "expected"),
+    [
+        (f"Authorization: Bearer {TOKEN}", 100, None),  # 2 x 100 + 5 bytes of framing
+        (f"Authorization: Bearer {TOKEN}", 101, 413),
+        ("X-None: 1", 10, None),  # 60 bytes on the wire for 10
+        ("X-None: 1", 11, 401),
+    ],
+)
+def test_a_chunked_body_is_limited_to_its_decoded_size_exactly(
+    authorization: str, size: int, expected: int | None
+) -> None:
+    request = chunked("PUT", "/up", b"q" * size, 1, authorization)
+    parser = parse(gate(frozenset({hash_token(TOKEN)})), request)
+    assert parser.completed
+    status, body = answer(parser)
+    assert status == expected
+    if expected is None:
+        assert body == b"q" * size
+
+
+@pytest.mark.parametrize(("zeros", "expected"), [(2 * 10 + 4_096, None), (2 * 10 + 4_097, 413)])
+def test_chunk_framing_is_limited_on_the_wire(zeros: int, expected: int | None) -> None:
+    # a chunk-size line that never ends decodes to nothing, but waitress holds it in memory
+    start = chunked("POST", "/other", b"", 1).removesuffix("0\r\n\r\n")
+    parser = parse(gate(frozenset()), start + "0" * zeros)
+    assert parser.completed == (expected is not None)
+    assert answer(parser)[0] == expected
 
 
 def gate(hashes: frozenset[str]) -> BodyGate:
