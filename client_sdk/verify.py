@@ -146,7 +146,7 @@ def _check_signatures(
         signatures = document["signatures"]
         if not isinstance(signatures, list):
             raise TypeError("signatures is not a list")
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         raise SignatureError("signature file is malformed") from exc
     by_id = {key_id(key): key for key in trusted_keys}
     for entry in signatures:
@@ -163,7 +163,7 @@ def _check_signatures(
 def _parse_manifest(manifest_bytes: bytes) -> Manifest:
     try:
         raw = json.loads(manifest_bytes.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise FormatError("manifest is not UTF-8 JSON") from exc
     if not isinstance(raw, dict):
         raise FormatError("manifest is not a JSON object")

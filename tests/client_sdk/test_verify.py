@@ -175,3 +175,15 @@ def test_a_single_key_instead_of_a_list_is_a_type_error(
 
     with pytest.raises(TypeError, match="sequence of keys"):
         read_bundle(tiny_bundle, public_pem(signing_key.public_key()), now=FIXED_NOW)  # type: ignore[arg-type]
+
+
+def test_deeply_nested_json_is_a_verification_error(
+    tiny_bundle: Path, signing_key: Ed25519PrivateKey
+) -> None:
+    manifest = (tiny_bundle / "manifest.json").read_bytes()
+    nested = b"[" * 30_000 + b"]" * 30_000  # an attacker's signature file, not yet verified
+    with pytest.raises(SignatureError, match="malformed"):
+        verify_manifest(manifest, nested, [signing_key.public_key()], now=FIXED_NOW)
+    signed_nested = sign_manifest(nested, [signing_key])
+    with pytest.raises(FormatError, match="not UTF-8 JSON"):
+        verify_manifest(nested, signed_nested, [signing_key.public_key()], now=FIXED_NOW)
