@@ -103,9 +103,12 @@ def create_app(
     @app.before_request
     def refuse_oversized_body() -> None:
         # Public routes never read a body, so Flask alone would not enforce the limit.
-        if request.endpoint in UPLOAD_ENDPOINTS:
-            request.max_content_length = config.max_upload_bytes
         limit = request.max_content_length
+        if request.endpoint in UPLOAD_ENDPOINTS:
+            limit = config.max_upload_bytes
+            # werkzeug's stream refuses the read that finds the end of a body of exactly its
+            # limit; the upload itself counts its bytes against max_upload_bytes.
+            request.max_content_length = limit + 1
         if limit is not None and (request.content_length or 0) > limit:
             raise RequestEntityTooLarge(f"request bodies are limited to {limit} bytes")
 

@@ -156,14 +156,15 @@ def test_a_chunked_body_is_limited_by_its_decoded_size_not_its_framing(
 
 
 def test_a_chunked_upload_framed_past_the_upload_limit_is_stored(service: ServiceHandle) -> None:
-    # One byte under the limit: werkzeug's stream refuses a read at exactly max_content_length.
-    data = bytes(range(250)) * (UPLOAD_LIMIT // 250) + b"1"
-    data = data[: UPLOAD_LIMIT - 1]  # 500 chunks of 100 add 3,000 bytes on the wire
-    auth = f"Authorization: Bearer {TOKEN}"
+    data = (bytes(range(250)) * (UPLOAD_LIMIT // 250 + 1))[:UPLOAD_LIMIT]  # exactly the limit
+    auth = f"Authorization: Bearer {TOKEN}"  # 500 chunks of 100 add 3,000 bytes on the wire
     status, _, body = exchange(service, chunked("PUT", blob_path(data), data, 100, auth))
     assert status == 201, body
-    assert json.loads(body)["size"] == UPLOAD_LIMIT - 1
-    over = data + b"!!"
+    assert json.loads(body)["size"] == UPLOAD_LIMIT
+    length = head("PUT", blob_path(data), len(data), auth)
+    status, _, body = exchange(service, length, data)  # with a Content-Length too
+    assert status == 201, body
+    over = data + b"!"
     status, _, body = exchange(service, chunked("PUT", blob_path(over), over, 5_000, auth))
     assert status == 413
     assert f"limited to {UPLOAD_LIMIT} bytes" in json.loads(body)["error"]["message"]
