@@ -57,7 +57,9 @@ def pool(reports: Sequence[EvaluationReport]) -> dict[str, Any]:
     weights = [r.split["evaluated_users"] for r in reports]
     total = sum(weights)
     models: dict[str, dict[str, float]] = {}
+    choices: list[dict[str, Any]] = []
     for report, weight in zip(reports, weights, strict=True):
+        choices += [m.extra for m in report.models if m.name == "facetwo"]
         for model in report.models:
             entry = models.setdefault(model.name, {key: 0.0 for key in METRICS})
             for key in METRICS:
@@ -66,7 +68,12 @@ def pool(reports: Sequence[EvaluationReport]) -> dict[str, Any]:
                 reports
             )
             entry["model_bytes"] = float(model.model_bytes)
-    return {"folds": len(reports), "evaluated_users": total, "models": models}
+    return {
+        "folds": len(reports),
+        "evaluated_users": total,
+        "models": models,
+        "facetwo_choices": choices,
+    }
 
 
 def table(title: str, pooled: dict[str, Any]) -> str:
@@ -79,7 +86,22 @@ def table(title: str, pooled: dict[str, Any]) -> str:
         row = f"{name:<12}" + "".join(f"{m[k]:>12.4f}" for k in METRICS)
         lines.append(row + f"{m['train_seconds']:>9.1f}{int(m['model_bytes']):>15,}")
     lines.append("```")
+    for number, choice in enumerate(pooled.get("facetwo_choices", ())):
+        lines.append(f"facetwo, split {number + 1}: {describe_choice(choice)}")
     return "\n".join(lines)
+
+
+def describe_choice(choice: dict[str, Any]) -> str:
+    """What facetwo's validation search chose, from its `--json` entry."""
+    size = f"d={choice['size']}" if "low-rank" in choice["form"] else f"m={choice['size']}"
+    if choice["form"] == "low-rank+sparse":
+        size += f" + m={choice['residual_neighbors']} (l2 {choice['residual_l2_factor']:g}x)"
+    days = choice.get("popularity_half_life_days")
+    recency = "all time" if days is None else f"half-life {days:g} days"
+    return (
+        f"{choice['form']} {size}, l2 {choice['l2_factor']:g}x, popularity "
+        f"{choice['popularity_weight']:g} ({recency})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

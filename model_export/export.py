@@ -27,7 +27,11 @@ from client_sdk.bundle import (
 from client_sdk.scoring import Scorer
 
 from .errors import ExportError
-from .graph import build_lowrank_scoring_graph, build_sparse_scoring_graph
+from .graph import (
+    build_hybrid_scoring_graph,
+    build_lowrank_scoring_graph,
+    build_sparse_scoring_graph,
+)
 from .parity import ParityReport, check_parity
 from .quantize import quantize_rows
 from .writer import encode_catalog, write_bundle
@@ -35,7 +39,7 @@ from .writer import encode_catalog, write_bundle
 logger = logging.getLogger(__name__)
 
 
-PARITY_ATOL = {"sparse-item-item": 3e-2, "low-rank": 1e-1}
+PARITY_ATOL = {"sparse-item-item": 3e-2, "low-rank": 1e-1, "low-rank+sparse": 1e-1}
 """Largest score difference allowed against the float32 reference, relative to the history's
 largest score. Sparse: int8 weights alone (each within 1/254 of its row's largest). Low-rank:
 int8 factors times an 8-bit quantised user vector, where dot products that nearly cancel carry
@@ -105,8 +109,36 @@ class LowRankModel:
         return scores
 
 
-TrainedModel = SparseItemModel | LowRankModel
-"""What training hands to export: either compact form of the linear autoencoder."""
+@dataclass(frozen=True)
+class LowRankSparseModel:
+    """Low-rank factors plus sparse weights (either sign): score = the low-rank form's score
+    plus sum over history items i of x_i * neighbor_weight[i, r] at neighbor_index[i, r]."""
+
+    item_ids: tuple[str, ...]
+    factors: npt.NDArray[np.float32]
+    neighbor_index: npt.NDArray[np.int64]
+    neighbor_weight: npt.NDArray[np.float32]
+    base_score: npt.NDArray[np.float32]
+    event_weights: Mapping[str, float] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        LowRankModel(self.item_ids, self.factors, self.base_score)
+        SparseItemModel(self.item_ids, self.neighbor_index, self.neighbor_weight, self.base_score)
+
+    def reference_scores(
+        self, history_index: npt.NDArray[np.int64], history_weight: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """float32 scores of every item for one history, in numpy (the parity reference)."""
+        low_rank = LowRankModel(self.item_ids, self.factors, self.base_score)
+        scores = low_rank.reference_scores(history_index, history_weight)
+        rows = self.neighbor_weight[history_index] * history_weight[:, None]
+        np.add.at(scores, self.neighbor_index[history_index].ravel(), rows.ravel())
+        return scores
+
+
+TrainedModel = SparseItemModel | LowRankModel | LowRankSparseModel
+"""What training hands to export: one of the compact forms of the linear autoencoder."""
 
 
 def build_graph(model: TrainedModel) -> tuple[bytes, dict[str, Any]]:
@@ -119,9 +151,21 @@ def build_graph(model: TrainedModel) -> tuple[bytes, dict[str, Any]]:
             "kind": "sparse-item-item",
             "neighbors_per_item": int(model.neighbor_index.shape[1]),
         }
-    else:
+    elif isinstance(model, LowRankModel):
         graph = build_lowrank_scoring_graph(quantize_rows(model.factors), model.base_score)
         facts = {"kind": "low-rank", "rank": int(model.factors.shape[1])}
+    else:
+        graph = build_hybrid_scoring_graph(
+            quantize_rows(model.factors),
+            model.neighbor_index,
+            quantize_rows(model.neighbor_weight),
+            model.base_score,
+        )
+        facts = {
+            "kind": "low-rank+sparse",
+            "rank": int(model.factors.shape[1]),
+            "neighbors_per_item": int(model.neighbor_index.shape[1]),
+        }
     return graph.SerializeToString(), facts
 
 

@@ -20,7 +20,7 @@ from model_export.errors import ExportError
 from model_export.signing import load_private_key, write_key_pair
 
 from .errors import ServerError
-from .training import TrainingConfig
+from .training import FORMS, TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--model-version", type=int, help="release number (default: UTC time)")
     build.add_argument(
         "--form",
-        choices=("auto", "sparse", "low-rank"),
+        choices=("auto", *FORMS),
         default="auto",
         help="model form (default: the validation split chooses)",
     )
@@ -204,7 +204,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _training_config(args: argparse.Namespace) -> TrainingConfig:
-    forms = ("sparse", "low-rank") if args.form == "auto" else (args.form,)
+    forms = FORMS if args.form == "auto" else (args.form,)
     return TrainingConfig(forms=forms)
 
 

@@ -204,6 +204,9 @@ def _evaluate_facetwo(
             "size": training.choice.size,
             "l2_factor": training.choice.l2_factor,
             "popularity_weight": training.choice.popularity,
+            "popularity_half_life_days": training.choice.popularity_half_life,
+            "residual_neighbors": training.choice.neighbors,
+            "residual_l2_factor": training.choice.residual_l2_factor,
         },
     )
 

@@ -4,7 +4,12 @@ Small catalogues keep the Gram dense; past `DENSE_MAX_ITEMS` it stays a sparse m
 catalogue of 50k items never needs the 10-20 GB a dense n x n array would. Both serve:
 
 - `local_ridge`: each item's EASE column solved on its C most co-occurring candidates only,
-  w = (G[N, N] + l2 I)^-1 G[N, j] — O(n C^3) instead of EASE's O(n^3) inverse;
+  w = (G[N, N] + l2 I)^-1 G[N, j] — O(n C^3) instead of EASE's O(n^3) inverse. Optionally
+  DLAE-style (Steck, NeurIPS 2020: "Autoencoders that don't overfit towards the identity"): the
+  item's own column joins its candidates and every candidate k is penalised by
+  l2 + dropout * G[k, k], which keeps popular items from dominating the weights; and optionally
+  fitted to what a low-rank model A A^T leaves unexplained (the residual X_j - X A A_j^T, whose
+  Gram with the candidates is G[N, j] - (G A)[N] A_j^T);
 - `top_eigen`: the d largest eigenpairs (for the low-rank form).
 """
 
@@ -42,6 +47,16 @@ class Gram:
     @property
     def is_dense(self) -> bool:
         return isinstance(self.matrix, np.ndarray)
+
+    def diagonal(self) -> npt.NDArray[np.float64]:
+        """G[i, i]: each active item's (weighted) count."""
+        if isinstance(self.matrix, np.ndarray):
+            return np.diag(self.matrix).astype(np.float64)
+        return np.asarray(self.matrix.diagonal(), dtype=np.float64)
+
+    def times(self, factors: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """G @ factors, for a thin [n, d] block."""
+        return np.asarray(self.matrix @ factors, dtype=np.float64)
 
     @classmethod
     def build(
@@ -116,38 +131,73 @@ def _sparsify(gram: sp.csr_matrix, keep: int) -> sp.csr_matrix:
     return pruned
 
 
+@dataclass(frozen=True)
+class RidgeProblem:
+    """One set of columns to solve on the shared candidate blocks.
+
+    `l2` is the ridge penalty; `residual` (item factors A, [n, d]) fits each column to what
+    x A A^T leaves unexplained instead of to the column itself.
+    """
+
+    l2: float
+    residual: npt.NDArray[np.float64] | None = None
+
+
 def local_ridge(gram: Gram, l2: float, candidates: int) -> sp.csr_matrix:
     """EASE's columns, each solved on its candidates: a sparse n x n matrix W, W[i, j] the
     weight of history item i for item j."""
     return local_ridges(gram, [l2], candidates)[0]
 
 
-def local_ridges(gram: Gram, l2s: Sequence[float], candidates: int) -> list[sp.csr_matrix]:
-    """`local_ridge` for several l2 at once: the candidate blocks are gathered once."""
+def local_ridges(
+    gram: Gram,
+    l2s: Sequence[float | RidgeProblem],
+    candidates: int,
+    *,
+    dropout: float | None = None,
+) -> list[sp.csr_matrix]:
+    """`local_ridge` for several problems at once: the candidate blocks are gathered once.
+
+    With `dropout` (DLAE), each item's own column is a candidate too (its weight is fitted,
+    then dropped: a history never scores its own items) and candidate k's penalty is
+    l2 + dropout * G[k, k].
+    """
+    problems = [p if isinstance(p, RidgeProblem) else RidgeProblem(float(p)) for p in l2s]
     n = gram.n
     c = max(1, min(candidates, n - 1))
+    diag = gram.diagonal()
+    shifted = [None if p.residual is None else gram.times(p.residual) for p in problems]
     parts: list[tuple[list[npt.NDArray[np.int64]], list[npt.NDArray[np.int64]], list[Any]]] = [
-        ([], [], []) for _ in l2s
+        ([], [], []) for _ in problems
     ]
     for start in range(0, n, _BATCH):
         cols = np.arange(start, min(n, start + _BATCH), dtype=np.int64)
         cand = gram.candidates(cols, c)
         pad = cand < 0
         safe = np.where(pad, cols[:, None], cand)
-        lhs, rhs = _blocks(gram, safe, cols)
+        if dropout is not None:  # the item itself, in the last slot
+            safe = np.concatenate([safe, cols[:, None]], axis=1)
+            pad = np.concatenate([pad, np.zeros((cols.size, 1), bool)], axis=1)
+        lhs, rhs = _blocks(gram, safe, cols, pad)
         # A padded slot solves to 0: its row and column become the identity, its target 0.
         lhs[pad] = 0.0
         lhs.transpose(0, 2, 1)[pad] = 0.0
-        rhs[pad] = 0.0
         b_idx, s_idx = np.nonzero(pad)
-        eye = np.eye(c)[None]
-        for (rows, cols_out, vals), l2 in zip(parts, l2s, strict=True):
-            system = lhs + l2 * eye
+        width = safe.shape[1]
+        penalty = np.zeros(safe.shape) if dropout is None else dropout * diag[safe]
+        on_diag = np.arange(width)
+        for (rows, cols_out, vals), problem, gram_a in zip(parts, problems, shifted, strict=True):
+            target = rhs
+            if gram_a is not None and problem.residual is not None:
+                target = rhs - np.einsum("bcd,bd->bc", gram_a[safe], problem.residual[cols])
+            target = np.where(pad, 0.0, target)
+            system = lhs.copy()
+            system[:, on_diag, on_diag] += problem.l2 + penalty
             system[b_idx, s_idx, s_idx] = 1.0
-            solved = np.linalg.solve(system, rhs[..., None])[..., 0]
-            keep = ~pad & (solved != 0)
-            rows.append(safe[keep])
-            cols_out.append(np.broadcast_to(cols[:, None], safe.shape)[keep])
+            solved = np.linalg.solve(system, target[..., None])[..., 0][:, :c]
+            keep = ~pad[:, :c] & (solved != 0)
+            rows.append(safe[:, :c][keep])
+            cols_out.append(np.broadcast_to(cols[:, None], (cols.size, c))[keep])
             vals.append(solved[keep])
     return [
         sp.csr_matrix(
@@ -159,15 +209,21 @@ def local_ridges(gram: Gram, l2s: Sequence[float], candidates: int) -> list[sp.c
 
 
 def _blocks(
-    gram: Gram, safe: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
+    gram: Gram,
+    safe: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+    pad: npt.NDArray[np.bool_],
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """G[N_b, N_b] and G[N_b, j_b] for a batch of columns j_b with candidate lists N_b."""
+    """G[N_b, N_b] and G[N_b, j_b] for a batch of columns j_b with candidate lists N_b (padded
+    slots, marked by `pad`, hold arbitrary values: the caller zeroes them)."""
     if isinstance(gram.matrix, np.ndarray):
         return gram.matrix[safe[:, :, None], safe[:, None, :]], gram.matrix[safe, cols[:, None]]
     b, c = safe.shape
-    # Where each item sits in each column's candidate list (-1: not a candidate).
+    # Where each item sits in each column's candidate list (-1: not a candidate). Padded slots
+    # repeat an item of the list (the column itself) and must not take its place.
     slot = np.full((b, gram.n), -1, np.int32)
-    slot[np.arange(b)[:, None], safe] = np.arange(c, dtype=np.int32)[None, :]
+    batch, position = np.nonzero(~pad)
+    slot[batch, safe[batch, position]] = position.astype(np.int32)
     rows = gram.matrix[safe.ravel()].tocoo()
     owner, local = rows.row // c, rows.row % c
     where = slot[owner, rows.col]
@@ -185,14 +241,15 @@ def _blocks(
 
 
 def prune_rows(
-    weights: sp.csr_matrix, m: int
+    weights: sp.csr_matrix, m: int, *, signed: bool = False
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """Each row's m largest positive weights, best first; short rows padded with (self, 0)."""
+    """Each row's m largest positive weights (`signed`: largest in absolute value), best first;
+    short rows padded with (self, 0)."""
     n = weights.shape[0]
     coo = weights.tocoo()
-    positive = coo.data > 0
-    row, col, data = coo.row[positive], coo.col[positive], coo.data[positive]
-    order = np.lexsort((-data, row))
+    kept = coo.data != 0 if signed else coo.data > 0
+    row, col, data = coo.row[kept], coo.col[kept], coo.data[kept]
+    order = np.lexsort((-np.abs(data), row))
     row, col, data = row[order], col[order], data[order]
     first = np.searchsorted(row, np.arange(n))
     rank = np.arange(row.size) - first[row]
@@ -202,6 +259,17 @@ def prune_rows(
     idx[row[keep], rank[keep]] = col[keep]
     val[row[keep], rank[keep]] = data[keep]
     return idx, val
+
+
+def shrunk_factors(
+    values: npt.NDArray[np.float64], vectors: npt.NDArray[np.float64], l2: float
+) -> npt.NDArray[np.float32]:
+    """The low-rank ridge solution's factors: A = V sqrt(L / (L + l2)), so A A^T is the ridge
+    regression of X on itself restricted to the eigenvectors V."""
+    factors: npt.NDArray[np.float32] = (vectors * np.sqrt(values / (values + l2))).astype(
+        np.float32
+    )
+    return factors
 
 
 def top_eigen(gram: Gram, d: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

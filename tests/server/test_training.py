@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from model_export.export import LowRankModel, SparseItemModel
+from model_export.export import LowRankModel, LowRankSparseModel, SparseItemModel
 from server.baselines import ease_weights
 from server.data import load_interactions
 from server.errors import TrainingError
@@ -90,13 +90,20 @@ def test_popularity_prior_orders_by_count_and_scales_with_its_weight() -> None:
     np.testing.assert_allclose(weighted - tie_only, [0, 0.05, 0.5, 0.025], rtol=1e-5)
 
 
-@pytest.mark.parametrize("form", ["sparse", "low-rank"])
+FORM_TYPES = {
+    "sparse": SparseItemModel,
+    "low-rank": LowRankModel,
+    "low-rank+sparse": LowRankSparseModel,
+}
+
+
+@pytest.mark.parametrize("form", list(FORM_TYPES))
 def test_checkerboard_withheld_items_rank_first(tmp_path: Path, form: str) -> None:
     interactions = load_interactions(write_checkerboard(tmp_path / "i.csv"))
     config = TrainingConfig(forms=(form,), neighbors=(4,), ranks=(2,), max_bytes_ratio=1.0)
     result = train_model(interactions, config)
     model = result.model
-    assert isinstance(model, SparseItemModel if form == "sparse" else LowRankModel)
+    assert isinstance(model, FORM_TYPES[form])
     index = {item: i for i, item in enumerate(model.item_ids)}
     history = np.array([index["a0"], index["a1"], index["a2"]], np.int64)
     scores = model.reference_scores(history, np.ones(3, np.float32))
@@ -114,10 +121,11 @@ def test_search_picks_the_better_form_and_respects_the_size_budget(tmp_path: Pat
     interactions = load_interactions(write_checkerboard(tmp_path / "i.csv"))
     config = TrainingConfig(neighbors=(2, 8), ranks=(2, 64), max_bytes_ratio=0.5)
     result = train_model(interactions, config)
-    sizes = {(c.form, c.size) for c in result.searched}
+    sizes = {(c.form, c.size, c.neighbors) for c in result.searched}
     # n = 10 items: budget 0.5 * 4 * 100 = 200 bytes; m=2 costs 10*2*3+80 = 140, m=8 costs 320;
-    # d=2 costs 10*(2+8) = 100, d=64 costs 720.
-    assert sizes == {("sparse", 2), ("low-rank", 2)}
+    # d=2 costs 10*(2+8) = 100, d=64 costs 720; d=2 plus m=2 costs 100 + 10*2*3+40 = 200.
+    assert sizes == {("sparse", 2, 0), ("low-rank", 2, 0), ("low-rank+sparse", 2, 2)}
+    assert result.choice == max(result.searched, key=lambda c: c.ndcg)
 
 
 def test_progress_is_reported(tmp_path: Path) -> None:
@@ -143,6 +151,10 @@ def test_too_many_items_is_a_training_error(tmp_path: Path) -> None:
         ({"popularity_grid": (-1.0,)}, "popularity_grid"),
         ({"max_bytes_ratio": 0.0}, "max_bytes_ratio"),
         ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"validation_folds": 0}, "validation_folds"),
+        ({"popularity_half_lives": (0.0,)}, "popularity_half_lives"),
+        ({"popularity_half_lives": ()}, "popularity_half_lives"),
+        ({"dropout": -0.1}, "dropout"),
         ({"event_weights": {"view": float("nan")}}, "event_weights"),
     ],
 )
@@ -163,3 +175,38 @@ def test_sparsified_gram_keeps_each_rows_strongest_pairs() -> None:
     np.testing.assert_array_equal(kept[0], [5, 4, 0, 0])
     np.testing.assert_array_equal(kept[2], [0, 0, 3, 3])
     np.testing.assert_array_equal(np.diag(kept), [5, 6, 3, 4])
+
+
+def test_validation_pools_several_splits_on_a_small_log(tmp_path: Path) -> None:
+    """120 users: a 15% split holds 18 of them; three splits are pooled (54 users), one when
+    `validation_folds=1`."""
+    interactions = load_interactions(write_checkerboard(tmp_path / "i.csv"))
+    pooled = train_model(interactions, TrainingConfig(l2_grid=(5.0,)))
+    single = train_model(interactions, TrainingConfig(l2_grid=(5.0,), validation_folds=1))
+    assert pooled.model.info["validation_users"] == 54
+    assert single.model.info["validation_users"] == 18
+
+
+def test_base_score_counts_recent_users_more(tmp_path: Path) -> None:
+    """Item "old" had 30 buyers a year ago, item "new" 10 buyers last week: all-time popularity
+    ranks "old" first; with a 30-day half-life the prior ranks "new" first."""
+    rows = []
+    day = 86_400
+    for u in range(40):
+        recent = u >= 30
+        when = 1_700_000_000 + (365 * day if recent else 0)
+        rows.append((f"u{u}", "new" if recent else "old", when))
+        rows.append((f"u{u}", f"filler{u % 5}", when + day))
+    path = tmp_path / "shift.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "item_id", "timestamp"])
+        writer.writerows(rows)
+    interactions = load_interactions(path)
+    for days, first in ((None, "old"), (30.0, "new")):
+        config = TrainingConfig(popularity_grid=(1.0,), popularity_half_lives=(days,))
+        model = train_model(interactions, config).model
+        index = {item: i for i, item in enumerate(model.item_ids)}
+        scores = {item: model.base_score[index[item]] for item in ("old", "new")}
+        assert max(scores, key=scores.__getitem__) == first
+        assert model.info["popularity_half_life_days"] == days
