@@ -43,7 +43,12 @@ from client_sdk.priors import (  # noqa: E402
     ReorderPriors,
     encode_priors,
 )
-from model_export.export import LowRankModel, SparseItemModel, export_bundle  # noqa: E402
+from model_export.export import (  # noqa: E402
+    LowRankModel,
+    LowRankSparseModel,
+    SparseItemModel,
+    export_bundle,
+)
 from model_export.signing import public_pem  # noqa: E402
 
 HISTORY = 50
@@ -58,7 +63,9 @@ session, parse the side files (reorder priors, context prior)."""
 BANDWIDTH_GBPS = 11.7  # single-thread read bandwidth measured here (PERFORMANCE-NOTES.md)
 
 
-def make_model(form: str, n: int, seed: int = 0) -> SparseItemModel | LowRankModel:
+def make_model(
+    form: str, n: int, seed: int = 0
+) -> SparseItemModel | LowRankModel | LowRankSparseModel:
     rng = np.random.default_rng(seed)
     ids = tuple(f"i{i}" for i in range(n))
     base = (rng.random(n) * 1e-3).astype(np.float32)
@@ -67,7 +74,11 @@ def make_model(form: str, n: int, seed: int = 0) -> SparseItemModel | LowRankMod
         weight = rng.gamma(1.0, 0.05, size=(n, 32)).astype(np.float32)
         return SparseItemModel(ids, idx, weight, base)
     factors = (rng.normal(size=(n, 64)) / 8).astype(np.float32)
-    return LowRankModel(ids, factors, base)
+    if form == "low-rank":
+        return LowRankModel(ids, factors, base)
+    idx = rng.integers(0, n, size=(n, 32), dtype=np.int64)  # the residual: either sign
+    weight = rng.normal(0.0, 0.05, size=(n, 32)).astype(np.float32)
+    return LowRankSparseModel(ids, factors, idx, weight, base)
 
 
 def build(form: str, n: int, root: Path, key: Ed25519PrivateKey, *, bare: bool = False) -> Path:
@@ -198,10 +209,17 @@ if form == "sparse":
     def plain():
         s = base.copy(); np.add.at(s, idx[h].ravel(), (wt[h] * w[:, None]).ravel())
         s[h] = -np.inf; top = np.argpartition(-s, 20)[:20]; return top[np.argsort(-s[top])]
-else:
+elif form == "low-rank":
     a, base = model.factors, model.base_score
     def plain():
         u = w @ a[h]; s = a @ u + base
+        s[h] = -np.inf; top = np.argpartition(-s, 20)[:20]; return top[np.argsort(-s[top])]
+else:
+    a, base = model.factors, model.base_score
+    idx, wt = model.neighbor_index, model.neighbor_weight
+    def plain():
+        u = w @ a[h]; s = a @ u + base
+        np.add.at(s, idx[h].ravel(), (wt[h] * w[:, None]).ravel())
         s[h] = -np.inf; top = np.argpartition(-s, 20)[:20]; return top[np.argsort(-s[top])]
 numpy_times = timed(plain, repeats)
 print(json.dumps({"open": opens, "ready": readies, "steps": steps, "sdk": sdk, "bare": bare,
@@ -222,7 +240,7 @@ def measure(bundle: Path, pub: Path, form: str, n: int) -> dict[str, Any]:
     )
     raw = json.loads(out.stdout.strip().splitlines()[-1])
     ms = {key: np.array(raw[key]) * 1e3 for key in ("open", "ready", "sdk", "bare", "numpy")}
-    weights = n * (32 * 3 if form == "sparse" else 64)
+    weights = n * {"sparse": 32 * 3, "low-rank": 64}.get(form, 64 + 32 * 3)
     return {
         "form": form,
         "items": n,
@@ -242,7 +260,7 @@ def measure(bundle: Path, pub: Path, form: str, n: int) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000, 1_000_000])
-    parser.add_argument("--forms", nargs="+", default=["sparse", "low-rank"])
+    parser.add_argument("--forms", nargs="+", default=["sparse", "low-rank", "low-rank+sparse"])
     parser.add_argument(
         "--bare", action="store_true", help="catalogue of ids alone, no side files (issue 7's base)"
     )
@@ -251,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     key = Ed25519PrivateKey.generate()
     rows = []
     header = (
-        f"{'form':<9}{'items':>9}{'model MB':>9}{'open ms':>9}{'ready':>8}"
+        f"{'form':<16}{'items':>9}{'model MB':>9}{'open ms':>9}{'ready':>8}"
         + "".join(f"{name:>8}" for name in STEPS)
         + f"{'sdk p50':>8}{'sdk p99':>8}{'ort p50':>8}{'numpy':>8}{'floor':>7}{'peak MiB':>9}"
     )
@@ -266,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row = measure(bundle, pub, form, n)
                 rows.append(row)
                 print(
-                    f"{form:<9}{n:>9,}{row['model_bytes'] / 1e6:>9.2f}{row['open_ms']:>9.1f}"
+                    f"{form:<16}{n:>9,}{row['model_bytes'] / 1e6:>9.2f}{row['open_ms']:>9.1f}"
                     f"{row['ready_ms']:>8.1f}"
                     + "".join(f"{row[f'{name}_ms']:>8.1f}" for name in STEPS)
                     + f"{row['sdk_p50_ms']:>8.2f}{row['sdk_p99_ms']:>8.2f}"
