@@ -39,11 +39,14 @@ from .writer import encode_catalog, write_bundle
 logger = logging.getLogger(__name__)
 
 
-PARITY_ATOL = {"sparse-item-item": 3e-2, "low-rank": 1e-1, "low-rank+sparse": 1e-1}
+PARITY_ATOL = {"sparse-item-item": 3e-2, "low-rank": 1e-1, "low-rank+sparse": 2e-1}
 """Largest score difference allowed against the float32 reference, relative to the history's
 largest score. Sparse: int8 weights alone (each within 1/254 of its row's largest). Low-rank:
 int8 factors times an 8-bit quantised user vector, where dot products that nearly cancel carry
-a larger relative error; ranking agreement (top-20 overlap >= 0.9) is checked for both."""
+a larger relative error. Low-rank plus sparse: the same error, measured against a score the
+sparse part (negative weights among it) may have shrunk; on a Complete Journey model the
+difference was under 0.01 for half of 1,800 histories and reached 0.11 on one. Ranking
+agreement (top-20 overlap >= 0.9) is checked for all."""
 
 
 @dataclass(frozen=True)
