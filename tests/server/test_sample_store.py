@@ -160,6 +160,8 @@ def test_catalog_rows_are_complete_and_readable(shop: Shop) -> None:
     assert all(row["group"] and row["title"] for row in rows)
     cameras = {row["title"] for row in rows if row["kind"] == "camera"}
     assert cameras and all("Camera" in title for title in cameras)
+    # Only products that replace each other have a kind: a second novel is no substitute.
+    assert {row["kind"] for row in rows if row["category"] in ("Books", "Toys & Games")} == {""}
     assert len(set(titles)) == len(titles)
     assert any(re.search(r"Coffee Beans 1 kg$", t) for t in titles)
     assert any(re.search(r"AA Batteries \d+-pack$", t) for t in titles)
