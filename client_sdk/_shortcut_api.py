@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from ._shortcut_desk import ShortcutDesk, check_position
 from ._shortcut_desk import check_k as check_shortcut_k
@@ -22,17 +23,15 @@ class ShortcutControls:
     _intent: str
     _shortcuts: ShortcutDesk
 
-    def _now(self, now: datetime | None, *, name: str = "now") -> datetime:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the Recommender this is mixed into
 
-    def _check_open(self) -> None:
-        raise NotImplementedError
+        def _now(self, now: datetime | None, *, name: str = "now") -> datetime: ...
 
-    def _maybe_prune(self, now: datetime) -> None:
-        raise NotImplementedError
+        def _check_open(self) -> None: ...
 
-    def _learning(self) -> bool:
-        raise NotImplementedError
+        def _maybe_prune(self, now: datetime) -> None: ...
+
+        def _learning(self) -> bool: ...
 
     def shortcuts(self, k: int = 5, *, now: datetime | None = None) -> list[Shortcut]:
         """Dash-style reorder shortcuts: pinned items first, in the shopper's order, then the
