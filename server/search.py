@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from client_sdk.features import InterestConfig, bundle_interest
 
+from .data import EVENT_KINDS
 from .errors import TrainingError
 from .gram import Gram, RidgeProblem, local_ridges, prune_rows, shrunk_factors, top_eigen
 from .splits import Positives, Split, strong_split
@@ -144,7 +145,9 @@ def run_search(
         say(f"  {_line(choice)}")
     best = max(searched, key=lambda c: c.ndcg)
     point = _point(best)
-    half_lives, popularity, ndcg = _best_decay(folds, point, config)
+    present = np.flatnonzero(np.isfinite(positives.last_seen).any(axis=0))
+    kinds = {EVENT_KINDS[i] for i in present}
+    half_lives, popularity, ndcg = _best_decay(folds, point, config, kinds)
     say(f"  interest decay {_show(half_lives)}: NDCG@20={ndcg:.4f}")
     recency, popularity, ndcg = _retune_recency(folds, point, config, recency)
     say(f"  popularity {popularity:g}, {_recency(recency)}: NDCG@20={ndcg:.4f}")
@@ -283,11 +286,19 @@ def _best_recency(folds: Sequence[_Fold], config: TrainingConfig) -> float | Non
 
 
 def _best_decay(
-    folds: Sequence[_Fold], point: Point, config: TrainingConfig
+    folds: Sequence[_Fold], point: Point, config: TrainingConfig, kinds: set[str]
 ) -> tuple[HalfLives, float, float]:
-    """(interest half-lives, popularity weight, NDCG@20) of the best decay for one point."""
+    """(interest half-lives, popularity weight, NDCG@20) of the best decay for one point.
+
+    A half-life of event kinds the log does not hold cannot change any history: only the first
+    of its grid is tried (it is what a device would apply to such events).
+    """
     tried = []
-    for purchase, view in itertools.product(config.purchase_half_lives, config.view_half_lives):
+    purchases = config.purchase_half_lives
+    if not kinds & {"purchase", "cart"}:
+        purchases = purchases[:1]
+    views = config.view_half_lives if kinds & {"view", "search"} else config.view_half_lives[:1]
+    for purchase, view in itertools.product(purchases, views):
         half_lives: HalfLives = {"purchase": purchase, "cart": purchase, "view": view}
         half_lives["search"] = view
         for fold in folds:

@@ -14,7 +14,7 @@ from server.baselines import ease_weights
 from server.data import load_interactions
 from server.errors import TrainingError
 from server.gram import Gram, local_ridge, prune_rows
-from server.training import TrainingConfig, train_model
+from server.training import DEFAULT_HALF_LIVES, TrainingConfig, train_model
 from server.validation import popularity_prior
 
 
@@ -210,3 +210,25 @@ def test_base_score_counts_recent_users_more(tmp_path: Path) -> None:
         scores = {item: model.base_score[index[item]] for item in ("old", "new")}
         assert max(scores, key=scores.__getitem__) == first
         assert model.info["popularity_half_life_days"] == days
+
+
+def test_decay_search_skips_kinds_the_log_does_not_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A purchase-only log: every purchase half-life is tried, views keep the grid's first."""
+    import server.search
+
+    tried: list[dict[str, float | None]] = []
+    original = server.search.interest_of
+
+    def recording(half_lives: dict[str, float | None]) -> object:
+        tried.append(dict(half_lives))
+        return original(half_lives)
+
+    monkeypatch.setattr(server.search, "interest_of", recording)
+    interactions = load_interactions(write_checkerboard(tmp_path / "i.csv"))
+    config = TrainingConfig(l2_grid=(5.0,))
+    train_model(interactions, config)
+    searched = [h for h in tried if h != DEFAULT_HALF_LIVES]  # the search's starting point
+    assert {h["view"] for h in searched} == {config.view_half_lives[0]}
+    assert {h["purchase"] for h in searched} == set(config.purchase_half_lives)
