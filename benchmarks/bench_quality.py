@@ -24,6 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from benchmarks.bench_context_personal import bootstrap
 from benchmarks.datasets import (
     COMPLETE_JOURNEY,
     ML_100K,
@@ -32,7 +35,7 @@ from benchmarks.datasets import (
 )
 from server.baselines import Baseline
 from server.data import load_interactions
-from server.evaluation import EvaluationReport, evaluate
+from server.evaluation import SKIPPABLE, EvaluationReport, evaluate
 from server.splits import Positives
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "coverage@20")
@@ -58,9 +61,11 @@ def pool(reports: Sequence[EvaluationReport]) -> dict[str, Any]:
     total = sum(weights)
     models: dict[str, dict[str, float]] = {}
     choices: list[dict[str, Any]] = []
+    per_user: dict[str, list[float]] = {}
     for report, weight in zip(reports, weights, strict=True):
         choices += [m.extra for m in report.models if m.name == "facetwo"]
         for model in report.models:
+            per_user.setdefault(model.name, []).extend(model.per_user_ndcg)
             entry = models.setdefault(model.name, {key: 0.0 for key in METRICS})
             for key in METRICS:
                 entry[key] += model.metrics[key] * weight / total
@@ -73,7 +78,23 @@ def pool(reports: Sequence[EvaluationReport]) -> dict[str, Any]:
         "evaluated_users": total,
         "models": models,
         "facetwo_choices": choices,
+        "facetwo_minus": paired(per_user),
     }
+
+
+def paired(per_user: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """facetwo's NDCG@20 minus each other model's, over the same users: the mean difference
+    and its 95% bootstrap interval (users resampled)."""
+    own = np.array(per_user.get("facetwo", ()), np.float64)
+    out: dict[str, dict[str, float]] = {}
+    for name, values in per_user.items():
+        other = np.array(values, np.float64)
+        if name == "facetwo" or other.size != own.size or own.size == 0:
+            continue
+        diff = own - other
+        low, high = bootstrap(diff, seed=0)
+        out[name] = {"mean": float(diff.mean()), "low": low, "high": high}
+    return out
 
 
 def table(title: str, pooled: dict[str, Any]) -> str:
@@ -86,6 +107,11 @@ def table(title: str, pooled: dict[str, Any]) -> str:
         row = f"{name:<12}" + "".join(f"{m[k]:>12.4f}" for k in METRICS)
         lines.append(row + f"{m['train_seconds']:>9.1f}{int(m['model_bytes']):>15,}")
     lines.append("```")
+    for name, d in pooled.get("facetwo_minus", {}).items():
+        lines.append(
+            f"facetwo - {name}: NDCG@20 {d['mean']:+.4f} (95% CI {d['low']:+.4f} to "
+            f"{d['high']:+.4f})"
+        )
     for number, choice in enumerate(pooled.get("facetwo_choices", ())):
         lines.append(f"facetwo, split {number + 1}: {describe_choice(choice)}")
     return "\n".join(lines)
@@ -110,6 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--protocol", choices=("strong", "temporal", "both"), default="both")
     parser.add_argument("--folds", type=int, default=5, help="strong-protocol seeds to pool")
     parser.add_argument("--no-peers", action="store_true", help="skip implicit and LightFM")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        choices=SKIPPABLE,
+        default=[],
+        help="leave out these reference baselines (EASE's dense inverse takes most of a run)",
+    )
+    parser.add_argument("--first-seed", type=int, default=0, help="the first strong-protocol seed")
     parser.add_argument("--json", type=Path, help="write every pooled table as JSON")
     args = parser.parse_args(argv)
     extra = [] if args.no_peers else peers()
@@ -124,10 +158,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             interactions = load_interactions(convert(Path(tmp) / f"{name}.csv"))
             for protocol in protocols:
-                seeds = range(args.folds) if protocol == "strong" else range(1)
+                first = args.first_seed
+                seeds = range(first, first + args.folds) if protocol == "strong" else range(1)
                 started = time.perf_counter()
                 reports = [
-                    evaluate(interactions, protocol=protocol, seed=seed, extra_baselines=extra)
+                    evaluate(
+                        interactions,
+                        protocol=protocol,
+                        seed=seed,
+                        extra_baselines=extra,
+                        skip=args.skip,
+                    )
                     for seed in seeds
                 ]
                 pooled = pool(reports)

@@ -41,6 +41,8 @@ from .splits import (
 from .training import Progress, TrainingConfig, train_model
 
 PROTOCOLS = ("strong", "temporal")
+SKIPPABLE = ("item-knn", "ease")
+"""Reference baselines a benchmark may leave out of a run (popularity always runs)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class ModelResult:
     train_seconds: float
     model_bytes: int
     extra: dict[str, Any] = field(default_factory=dict)
+    per_user_ndcg: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    """NDCG at the largest k for each evaluated user, in the split's order (for paired
+    comparisons between models; not written to `--json`)."""
 
 
 @dataclass(frozen=True)
@@ -107,21 +112,27 @@ def evaluate(
     seed: int = 0,
     config: TrainingConfig | None = None,
     extra_baselines: Sequence[Callable[[Positives], Baseline]] = (),
+    skip: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> EvaluationReport:
     """Run the protocol and score facetwo (through the SDK) and the baselines on one split.
 
     `extra_baselines` are more reference models (trained on the split's training positives),
-    for example outside libraries in the benchmarks.
+    for example outside libraries in the benchmarks. `skip` leaves out reference baselines
+    named in `SKIPPABLE` (EASE's dense inverse dominates a run on a large catalogue); the
+    protocol of EVALUATION.md runs them all.
 
     Raises:
-        ValueError: unknown protocol or bad k.
+        ValueError: unknown protocol, bad k or an unknown name in `skip`.
         TrainingError: the split leaves no user to evaluate.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}; found {protocol!r}")
     if not ks or any(k < 1 for k in ks):
         raise ValueError(f"k must be >= 1, found {list(ks)}")
+    unknown = sorted(set(skip) - set(SKIPPABLE))
+    if unknown:
+        raise ValueError(f"skip: unknown baseline(s) {unknown}; expected some of {SKIPPABLE}")
     say = progress or (lambda _message: None)
     positives = collapse_positives(interactions)
     split = (
@@ -137,9 +148,13 @@ def evaluate(
     )
     k_max = max(ks)
     results = [_evaluate_facetwo(interactions, split, ks, config, say)]
-    baselines: list[Baseline] = [Popularity.fit(split.train), fit_item_knn(split.train)]
-    ease, l2 = fit_ease(split.train, seed=seed)
-    baselines.append(ease)
+    baselines: list[Baseline] = [Popularity.fit(split.train)]
+    if "item-knn" not in skip:
+        baselines.append(fit_item_knn(split.train))
+    l2 = 0.0
+    if "ease" not in skip:
+        ease, l2 = fit_ease(split.train, seed=seed)
+        baselines.append(ease)
     for fit in extra_baselines:
         say("training an extra baseline")
         baselines.append(fit(split.train))
@@ -154,6 +169,7 @@ def evaluate(
                 model.train_seconds,
                 model.model_bytes,
                 extra,
+                _per_user_ndcg(ranked, split.held_out, k_max),
             )
         )
     return EvaluationReport(
@@ -208,6 +224,7 @@ def _evaluate_facetwo(
             "residual_neighbors": training.choice.neighbors,
             "residual_l2_factor": training.choice.residual_l2_factor,
         },
+        _per_user_ndcg(ranked, split.held_out, max(ks)),
     )
 
 
@@ -268,6 +285,12 @@ def _metrics(
     seen = np.unique(np.concatenate([r[:k_max] for r in ranked])) if ranked else np.zeros(0)
     out[f"coverage@{k_max}"] = float(seen.size) / max(n_items, 1)
     return out
+
+
+def _per_user_ndcg(
+    ranked: Sequence[npt.NDArray[np.int64]], users: Sequence[HeldOutUser], k: int
+) -> tuple[float, ...]:
+    return tuple(float(ndcg_at_k(r, u.targets, k)) for r, u in zip(ranked, users, strict=True))
 
 
 def write_json(report: EvaluationReport, path: Path) -> None:

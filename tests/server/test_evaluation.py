@@ -53,3 +53,21 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
         evaluate(interactions, protocol="random")
     with pytest.raises(ValueError, match="k must be"):
         evaluate(interactions, ks=(0,))
+    with pytest.raises(ValueError, match=r"skip: unknown baseline\(s\) \['als'\]"):
+        evaluate(interactions, skip=("als",))
+
+
+def test_skipped_baselines_and_per_user_ndcg(tmp_path: Path) -> None:
+    """A benchmark may leave out the dense baselines; each model keeps its per-user NDCG@20,
+    whose mean is the reported NDCG@20, for paired comparisons."""
+    interactions = load_interactions(write_clusters(tmp_path / "i.csv"))
+    config = TrainingConfig(l2_grid=(1.0,), popularity_grid=(0.0,), neighbors=(8,), ranks=(4,))
+    report = evaluate(interactions, config=config, skip=("item-knn", "ease"))
+    assert [m.name for m in report.models] == ["facetwo", "popularity"]
+    for model in report.models:
+        assert len(model.per_user_ndcg) == report.split["evaluated_users"]
+        assert sum(model.per_user_ndcg) / len(model.per_user_ndcg) == pytest.approx(
+            model.metrics["ndcg@20"]
+        )
+    facetwo = report.models[0].per_user_ndcg
+    assert min(facetwo) > 0.5  # every user's 2 targets are in the cluster's top 4
