@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -39,7 +40,7 @@ from .features import (
 from .ledger import LedgerEntry, LedgerFetcher, NetworkLedger
 from .ranking import Ranker, Recommendation
 from .recommender_config import RecommenderConfig
-from .scoring import Scorer
+from .scoring import Scorer, load_session
 from .store import PrivateStore
 from .updater import Fetcher, HttpFetcher
 from .verify import Manifest
@@ -152,9 +153,12 @@ class Recommender(ShortcutControls):
         bundle = read_bundle(
             bundle_dir, trusted_keys, now=now, max_file_bytes=config.max_file_bytes
         )
-        catalog = bundle.catalog()
-        extras = BundleExtras.load(bundle, catalog)  # parsed in the background, see below
-        scorer = Scorer(bundle.files[MODEL_FILE], len(catalog), threads=config.threads)
+        # onnxruntime builds the session without the GIL: parse the catalogue meanwhile.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetwo-open") as pool:
+            session = pool.submit(load_session, bundle.files[MODEL_FILE], threads=config.threads)
+            catalog = bundle.catalog()
+            extras = BundleExtras.load(bundle, catalog)  # parsed in the background, see below
+            scorer = Scorer(session.result(), len(catalog))
         if isinstance(store, PrivateStore):
             if store_key is not None:
                 raise ValueError("store_key must be None when store is an open PrivateStore")

@@ -32,30 +32,50 @@ class ScoreResult:
     """[len(indices), h]: what each history item added to each result's score."""
 
 
+def load_session(model_bytes: bytes, *, threads: int = 1) -> ort.InferenceSession:
+    """An onnxruntime CPU session for verified model bytes, its interface checked.
+
+    onnxruntime releases the GIL while it builds the session, so a caller may parse other
+    files meanwhile (`Recommender.open` parses the catalogue).
+
+    Raises:
+        FormatError: onnxruntime cannot load the model or its interface is not the bundle
+            format's (the same in formats 1 and 2).
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        session = ort.InferenceSession(
+            model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise FormatError("onnxruntime cannot load the bundle's model") from exc
+    names_in = tuple(i.name for i in session.get_inputs())
+    names_out = tuple(o.name for o in session.get_outputs())
+    if sorted(names_in) != sorted(_INPUTS) or sorted(names_out) != sorted(_OUTPUTS):
+        raise FormatError(f"model interface {names_in} -> {names_out} is not the format's")
+    return session
+
+
 class Scorer:
     """Scores histories with the bundle's model on onnxruntime's CPU provider."""
 
-    def __init__(self, model_bytes: bytes, n_items: int, *, threads: int = 1) -> None:
-        """Create the session.
+    def __init__(
+        self, model: bytes | ort.InferenceSession, n_items: int, *, threads: int = 1
+    ) -> None:
+        """Use a session made by `load_session`, or create one from the model's bytes.
 
         Raises:
             FormatError: onnxruntime cannot load the model or its interface is not the bundle
                 format's (the same in formats 1 and 2).
         """
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self._session = ort.InferenceSession(
-                model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise FormatError("onnxruntime cannot load the bundle's model") from exc
-        names_in = tuple(i.name for i in self._session.get_inputs())
-        names_out = tuple(o.name for o in self._session.get_outputs())
-        if sorted(names_in) != sorted(_INPUTS) or sorted(names_out) != sorted(_OUTPUTS):
-            raise FormatError(f"model interface {names_in} -> {names_out} is not the format's")
+        self._session = (
+            model
+            if isinstance(model, ort.InferenceSession)
+            else load_session(model, threads=threads)
+        )
         self.n_items = n_items
         self._outputs = list(_OUTPUTS)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -187,3 +189,31 @@ def test_deeply_nested_json_is_a_verification_error(
     signed_nested = sign_manifest(nested, [signing_key])
     with pytest.raises(FormatError, match="not UTF-8 JSON"):
         verify_manifest(nested, signed_nested, [signing_key.public_key()], now=FIXED_NOW)
+
+
+def _replace_signed(bundle: Path, key: Ed25519PrivateKey, name: str, data: bytes) -> None:
+    """Replace one file and sign the manifest again: the file is then verified, yet bad."""
+    (bundle / name).write_bytes(data)
+    manifest = json.loads((bundle / "manifest.json").read_bytes())
+    manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    manifest_bytes = json.dumps(manifest).encode()
+    (bundle / "manifest.json").write_bytes(manifest_bytes)
+    (bundle / "manifest.sig").write_bytes(sign_manifest(manifest_bytes, [key]))
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("catalog.json", b'{"format": "facetwo-catalog", "version": 2}', "catalog.json"),
+        ("model.onnx", b"\x08\x07 not a model", "onnxruntime cannot load"),
+    ],
+)
+def test_a_signed_but_malformed_file_fails_open_and_leaves_no_thread(
+    tiny_bundle: Path, signing_key: Ed25519PrivateKey, name: str, data: bytes, message: str
+) -> None:
+    """The model loads beside the catalogue parse: either failing fails `open` with its own
+    error, and the loading thread is gone when `open` returns."""
+    _replace_signed(tiny_bundle, signing_key, name, data)
+    with pytest.raises(FormatError, match=message):
+        Recommender.open(tiny_bundle, trusted_keys=[signing_key.public_key()], now=FIXED_NOW)
+    assert not [t for t in threading.enumerate() if t.name.startswith("facetwo-open")]
