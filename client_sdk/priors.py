@@ -3,7 +3,9 @@
 The server computes them (`server.reorder`) and ships them as `reorder_priors.json` in the signed
 bundle; the device parses the verified bytes here and blends them with the shopper's own purchase
 rhythm (`shortcuts.py`). This module owns the file format, reader and writer both, so the two
-sides cannot drift.
+sides cannot drift. Version 2 (written now) keeps the item and category priors in columns, checked
+with numpy and turned into `ItemPrior`s only when looked up (`_prior_columns.py`); version 1, one
+object per prior, is still read.
 
 Guarantees:
 
@@ -26,10 +28,24 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
 from ._formats import load_versioned_json
+from ._prior_columns import (
+    LEVELS,
+    LOG_SCALE_RANGE,
+    MAX_LOG_DAYS,
+    MAX_USUAL_QUANTITY,
+    QUANTILE_LEVELS,
+    CategoryLinks,
+    ColumnMapping,
+    PriorColumns,
+    count_entries,
+    read_category_links,
+    read_prior_columns,
+)
 from .bundle import REORDER_PRIORS_FILE, VerifiedBundle
 from .errors import FormatError
 
@@ -53,12 +69,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "facetwo-reorder-priors"
-FORMAT_VERSION = 1
-LEVELS = ("item", "category", "shop", "default")
-"""Where a prior comes from, most specific first; "default" is a fixed prior, from nobody."""
-QUANTILE_LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
+FORMAT_VERSION = 2
+"""The version `encode_priors` writes; `parse_priors` reads 1 and 2."""
+_READ_VERSIONS = (1, 2)
 _FILE = REORDER_PRIORS_FILE
-_MAX_LOG_DAYS = math.log(36_500.0)  # intervals are kept below a century
 _MAX_ENTRIES = 5_000_000
 
 
@@ -105,8 +119,8 @@ class IntervalPrior:
 
     def __post_init__(self) -> None:
         _check_level("level", self.level)
-        _check_range("log_median", self.log_median, 0.0, _MAX_LOG_DAYS)
-        _check_range("log_scale", self.log_scale, 0.01, 5.0)
+        _check_range("log_median", self.log_median, 0.0, MAX_LOG_DAYS)
+        _check_range("log_scale", self.log_scale, *LOG_SCALE_RANGE)
         if self.repeaters < 0:
             raise ValueError(f"repeaters must be >= 0, found {self.repeaters}")
         if len(self.quantiles_days) != len(QUANTILE_LEVELS) or any(
@@ -140,14 +154,18 @@ class ItemPrior:
     def __post_init__(self) -> None:
         _check_level("level", self.level)
         _check_range("repeat_probability", self.repeat_probability, 0.0, 1.0)
-        _check_range("usual_quantity", self.usual_quantity, 0.0, 1e6, low_open=True)
+        _check_range("usual_quantity", self.usual_quantity, 0.0, MAX_USUAL_QUANTITY, low_open=True)
         if self.buyers < 0:
             raise ValueError(f"buyers must be >= 0, found {self.buyers}")
 
 
 @dataclass(frozen=True)
 class ReorderPriors:
-    """Parsed priors: item -> category -> shop lookups and the fitted `DueParams`."""
+    """Parsed priors: item -> category -> shop lookups and the fitted `DueParams`.
+
+    The mappings are read-only: copies of the dicts given, or, from a version-2 file, mappings
+    over its checked columns that make an `ItemPrior` when one is first looked up.
+    """
 
     min_buyers: int
     params: DueParams
@@ -161,23 +179,28 @@ class ReorderPriors:
         if self.min_buyers < 1:
             raise ValueError(f"min_buyers must be >= 1, found {self.min_buyers}")
         _check_anonymity("shop", self.shop, self.min_buyers, allow_default=True)
-        for name, prior in self.categories.items():
-            _check_anonymity(f"categories[{name!r}]", prior, self.min_buyers)
-        for item_id, prior in self.items.items():
-            _check_anonymity(f"items[{item_id!r}]", prior, self.min_buyers)
-        for item_id, category in self.item_categories.items():
+        for name in ("categories", "items"):
+            priors: Mapping[str, ItemPrior] = getattr(self, name)
+            if isinstance(priors, ColumnMapping) and priors.min_buyers >= self.min_buyers:
+                continue  # checked column by column when read, against a floor as high
+            for key, prior in priors.items():
+                _check_anonymity(f"{name}[{key!r}]", prior, self.min_buyers)
+            object.__setattr__(self, name, MappingProxyType(dict(priors)))
+        links = self.item_categories
+        if isinstance(links, CategoryLinks) and all(c in self.categories for c in links.names):
+            return  # its indices were checked against these names when read
+        for item_id, category in links.items():
             if category not in self.categories:
                 raise ValueError(f"item_categories[{item_id!r}]: unknown category {category!r}")
-        for name in ("categories", "items", "item_categories"):
-            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        object.__setattr__(self, "item_categories", MappingProxyType(dict(links)))
 
     def prior_for(self, item_id: str) -> ItemPrior:
         """The most specific prior for `item_id`: its own, its category's, else the shop's."""
-        prior = self.items.get(item_id)
-        if prior is not None:
-            return prior
-        category = self.item_categories.get(item_id)
-        return self.shop if category is None else self.categories[category]
+        if item_id in self.items:
+            return self.items[item_id]
+        if item_id in self.item_categories:
+            return self.categories[self.item_categories[item_id]]
+        return self.shop
 
 
 def default_interval() -> IntervalPrior:
@@ -223,79 +246,164 @@ def usable_priors(bundle: VerifiedBundle) -> ReorderPriors:
 
 
 def parse_priors(data: bytes) -> ReorderPriors:
-    """Parse verified `reorder_priors.json` bytes.
+    """Parse verified `reorder_priors.json` bytes, of version 1 or 2.
 
     Args:
         data: the file's bytes, already checked against the signed manifest.
 
     Returns:
-        The priors, validated.
+        The priors, validated. From version 2 the item and category priors are read-only
+        mappings over the file's checked columns, which make an `ItemPrior` when one is first
+        looked up.
 
     Raises:
         FormatError: the bytes are not JSON, the format or version is unknown, or a field is
             missing, of the wrong type, out of range, or breaks the `min_buyers` rule.
     """
-    raw = load_versioned_json(data, _FILE, FORMAT_NAME, FORMAT_VERSION)
+    raw = load_versioned_json(data, _FILE, FORMAT_NAME, _READ_VERSIONS)
     try:
-        categories_raw = _get(raw, "categories", list, "")
-        items_raw = _get(raw, "items", dict, "")
-        links_raw = _get(raw, "item_categories", dict, "")
-        if len(categories_raw) + len(items_raw) + len(links_raw) > _MAX_ENTRIES:
-            raise FormatError(f"{_FILE}: more than {_MAX_ENTRIES} entries")
-        categories: dict[str, ItemPrior] = {}
-        names: list[str] = []
-        for position, entry in enumerate(categories_raw):
-            where = f"categories[{position}]."
-            if not isinstance(entry, dict):
-                raise FormatError(f"{_FILE}: field '{where[:-1]}': expected an object")
-            name = _get(entry, "name", str, where)
-            if name in categories:
-                raise FormatError(f"{_FILE}: field '{where}name': duplicate {name!r}")
-            categories[name] = _parse_prior(entry, where)
-            names.append(name)
-        links: dict[str, str] = {}
-        for item_id, position in links_raw.items():
-            if type(position) is not int or not 0 <= position < len(names):
-                raise FormatError(
-                    f"{_FILE}: field 'item_categories.{item_id}': expected a category index in "
-                    f"[0, {len(names)}), found {position!r}"
-                )
-            links[item_id] = names[position]
-        items = {
-            item_id: _parse_prior(_get(items_raw, item_id, dict, "items."), f"items.{item_id}.")
-            for item_id in items_raw
-        }
-        return ReorderPriors(
-            min_buyers=_get(raw, "min_buyers", int, ""),
-            params=DueParams(**_params(_get(raw, "params", dict, ""))),
-            shop=_parse_prior(_get(raw, "shop", dict, ""), "shop."),
-            categories=categories,
-            items=items,
-            item_categories=links,
-        )
+        return _parse_rows(raw) if raw["version"] == 1 else _parse_columns(raw)
     except (ValueError, TypeError) as exc:
         raise FormatError(f"{_FILE}: {exc}") from exc
 
 
-def encode_priors(priors: ReorderPriors) -> bytes:
-    """The `reorder_priors.json` bytes for `priors` (what `parse_priors` reads back)."""
+def encode_priors(priors: ReorderPriors, *, version: int = FORMAT_VERSION) -> bytes:
+    """The `reorder_priors.json` bytes for `priors` (what `parse_priors` reads back).
+
+    Args:
+        priors: the priors to write.
+        version: the file version: 2 (columns, the default), or 1 for devices whose SDK reads
+            only version 1.
+
+    Raises:
+        ValueError: `version` is not 1 or 2.
+    """
+    if version not in _READ_VERSIONS:
+        raise ValueError(f"version must be one of {_READ_VERSIONS}, found {version!r}")
     names = list(priors.categories)
     position = {name: i for i, name in enumerate(names)}
-    document = {
+    document: dict[str, Any] = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        "version": version,
         "min_buyers": priors.min_buyers,
         "quantile_levels": list(QUANTILE_LEVELS),
         "params": asdict(priors.params),
         "shop": _encode_prior(priors.shop),
-        "categories": [{"name": name, **_encode_prior(priors.categories[name])} for name in names],
-        "items": {item_id: _encode_prior(prior) for item_id, prior in priors.items.items()},
-        "item_categories": {
-            item_id: position[name] for item_id, name in priors.item_categories.items()
-        },
     }
+    links = priors.item_categories
+    if version == 1:
+        document["categories"] = [
+            {"name": name, **_encode_prior(priors.categories[name])} for name in names
+        ]
+        document["items"] = {item_id: _encode_prior(p) for item_id, p in priors.items.items()}
+        document["item_categories"] = {item_id: position[c] for item_id, c in links.items()}
+    else:
+        document["categories"] = _encode_columns(priors.categories, "names")
+        document["items"] = _encode_columns(priors.items, "ids")
+        grouped: list[list[str]] = [[] for _ in names]
+        for item_id, name in links.items():
+            grouped[position[name]].append(item_id)
+        document["item_categories"] = grouped
     text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.encode("utf-8")
+
+
+def _parse_rows(raw: dict[str, Any]) -> ReorderPriors:
+    """Version 1: one object per prior."""
+    categories_raw = _get(raw, "categories", list, "")
+    items_raw = _get(raw, "items", dict, "")
+    links_raw = _get(raw, "item_categories", dict, "")
+    if len(categories_raw) + len(items_raw) + len(links_raw) > _MAX_ENTRIES:
+        raise FormatError(f"{_FILE}: more than {_MAX_ENTRIES} entries")
+    categories: dict[str, ItemPrior] = {}
+    names: list[str] = []
+    for position, entry in enumerate(categories_raw):
+        where = f"categories[{position}]."
+        if not isinstance(entry, dict):
+            raise FormatError(f"{_FILE}: field '{where[:-1]}': expected an object")
+        name = _get(entry, "name", str, where)
+        if name in categories:
+            raise FormatError(f"{_FILE}: field '{where}name': duplicate {name!r}")
+        categories[name] = _parse_prior(entry, where)
+        names.append(name)
+    links: dict[str, str] = {}
+    for item_id, position in links_raw.items():
+        if type(position) is not int or not 0 <= position < len(names):
+            raise FormatError(
+                f"{_FILE}: field 'item_categories.{item_id}': expected a category index in "
+                f"[0, {len(names)}), found {position!r}"
+            )
+        links[item_id] = names[position]
+    items = {
+        item_id: _parse_prior(_get(items_raw, item_id, dict, "items."), f"items.{item_id}.")
+        for item_id in items_raw
+    }
+    return ReorderPriors(
+        min_buyers=_get(raw, "min_buyers", int, ""),
+        params=DueParams(**_params(_get(raw, "params", dict, ""))),
+        shop=_parse_prior(_get(raw, "shop", dict, ""), "shop."),
+        categories=categories,
+        items=items,
+        item_categories=links,
+    )
+
+
+def _parse_columns(raw: dict[str, Any]) -> ReorderPriors:
+    """Version 2: `categories`, `items` and `item_categories` as columns (`_prior_columns`)."""
+    min_buyers = _get(raw, "min_buyers", int, "")
+    if count_entries(raw) > _MAX_ENTRIES:
+        raise FormatError(f"{_FILE}: more than {_MAX_ENTRIES} entries")
+    categories = read_prior_columns(
+        raw.get("categories"), "categories", "names", "category", min_buyers=min_buyers
+    )
+    items = read_prior_columns(raw.get("items"), "items", "ids", "item", min_buyers=min_buyers)
+    links = read_category_links(raw.get("item_categories"), tuple(categories.row_of))
+    return ReorderPriors(
+        min_buyers=min_buyers,
+        params=DueParams(**_params(_get(raw, "params", dict, ""))),
+        shop=_parse_prior(_get(raw, "shop", dict, ""), "shop."),
+        categories=ColumnMapping(
+            categories.row_of, partial(_column_prior, categories), min_buyers=min_buyers
+        ),
+        items=ColumnMapping(items.row_of, partial(_column_prior, items), min_buyers=min_buyers),
+        item_categories=links,
+    )
+
+
+def _column_prior(columns: PriorColumns, row: int) -> ItemPrior:
+    """The prior in `row` of checked columns (numbers may be JSON integers: made floats)."""
+    c, per_key = columns, len(QUANTILE_LEVELS)
+    interval = IntervalPrior(
+        c.interval_level[row],
+        c.repeaters[row],
+        float(c.log_median[row]),
+        float(c.log_scale[row]),
+        tuple(map(float, c.quantiles_days[row * per_key : (row + 1) * per_key])),
+    )
+    return ItemPrior(
+        c.level[row],
+        c.buyers[row],
+        float(c.repeat_probability[row]),
+        float(c.usual_quantity[row]),
+        interval,
+    )
+
+
+def _encode_columns(priors: Mapping[str, ItemPrior], key: str) -> dict[str, list[Any]]:
+    rows = list(priors.values())
+    intervals = [prior.interval for prior in rows]
+    return {
+        key: list(priors),
+        "level": [prior.level for prior in rows],
+        "buyers": [prior.buyers for prior in rows],
+        "repeat_probability": [prior.repeat_probability for prior in rows],
+        "usual_quantity": [prior.usual_quantity for prior in rows],
+        "interval_level": [interval.level for interval in intervals],
+        "repeaters": [interval.repeaters for interval in intervals],
+        "log_median": [interval.log_median for interval in intervals],
+        "log_scale": [interval.log_scale for interval in intervals],
+        "quantiles_days": [q for interval in intervals for q in interval.quantiles_days],
+    }
 
 
 def _encode_prior(prior: ItemPrior) -> dict[str, Any]:

@@ -347,7 +347,8 @@ def test_priors_round_trip_through_their_file() -> None:
 
 
 def _mutated(path: tuple[str, ...], value: object) -> bytes:
-    raw = json.loads(encode_priors(make_priors({"milk": prior()})))
+    """A version-1 file (still read; version 2 is in test_priors_format.py), one field changed."""
+    raw = json.loads(encode_priors(make_priors({"milk": prior()}), version=1))
     node = raw
     for key in path[:-1]:
         node = node[key]
@@ -358,7 +359,7 @@ def _mutated(path: tuple[str, ...], value: object) -> bytes:
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("version",), 2, "version 2"),
+        (("version",), 99, "version 99"),
         (("items", "milk", "repeat_probability"), 1.5, "repeat_probability must be in"),
         (("items", "milk", "buyers"), 9, "fewer than min_buyers=10"),
         (("items", "milk", "interval", "repeaters"), 3, "3 repeaters, fewer than"),
