@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,12 +188,42 @@ def _blas_threads(
     threads spin against other processes: ml-100k trained in 8 s alone, 18 s beside a second
     training, and 8 s beside it with one thread each (one thread costs ~10% on a quiet
     machine). Larger catalogues keep every thread for their large products.
+
+    The limit is the process's: while any dense training runs, every BLAS call in the process
+    (another training's included) uses one thread; the last one to finish restores the rest.
     """
     counts = np.bincount(positives.item, minlength=positives.n_items)
     if int((counts >= config.min_item_users).sum()) > DENSE_MAX_ITEMS:
         return contextlib.nullcontext()
-    limits: contextlib.AbstractContextManager[object] = threadpool_limits(limits=1, user_api="blas")
-    return limits
+    return _ONE_BLAS_THREAD.held()
+
+
+class _SharedBlasLimit:
+    """A process-wide limit of one BLAS thread, held by any number of trainings at once
+    (threads of a `JobRunner`): the first in sets it, the last out restores the original."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._limiter: threadpool_limits | None = None
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            if self._holders == 0:
+                self._limiter = threadpool_limits(limits=1, user_api="blas")
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0 and self._limiter is not None:
+                    self._limiter.restore_original_limits()
+                    self._limiter = None
+
+
+_ONE_BLAS_THREAD = _SharedBlasLimit()
 
 
 def describe(choice: Choice) -> str:

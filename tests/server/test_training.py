@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import csv
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from model_export.export import LowRankModel, LowRankSparseModel, SparseItemModel
 from server.baselines import ease_weights
 from server.data import load_interactions
 from server.errors import TrainingError
 from server.gram import Gram, local_ridge, prune_rows
+from server.search import run_search
 from server.training import DEFAULT_HALF_LIVES, TrainingConfig, train_model
 from server.validation import popularity_prior
 
@@ -232,3 +236,73 @@ def test_decay_search_skips_kinds_the_log_does_not_hold(
     searched = [h for h in tried if h != DEFAULT_HALF_LIVES]  # the search's starting point
     assert {h["view"] for h in searched} == {config.view_half_lives[0]}
     assert {h["purchase"] for h in searched} == set(config.purchase_half_lives)
+
+
+def _blas_threads() -> set[int]:
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_a_dense_training_uses_one_blas_thread_and_restores_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import server.training
+
+    interactions = load_interactions(write_checkerboard(tmp_path / "i.csv"))
+    seen: list[set[int]] = []
+    original = run_search
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(_blas_threads())
+        if len(seen) == 2:
+            raise RuntimeError("search failed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(server.training, "run_search", recording)
+    with threadpool_limits(limits=2, user_api="blas"):
+        train_model(interactions, TrainingConfig(l2_grid=(5.0,)))
+        assert _blas_threads() == {2}
+        with pytest.raises(RuntimeError, match="search failed"):
+            train_model(interactions, TrainingConfig(l2_grid=(5.0,)))
+        assert _blas_threads() == {2}
+    assert seen == [{1}, {1}]
+
+
+def test_overlapping_trainings_share_the_limit_and_the_last_restores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two trainings in two threads (a JobRunner's): A starts, B starts, A ends, B ends. B keeps
+    its one thread after A ends, and only B's end restores the original count."""
+    import server.training
+
+    interactions = load_interactions(write_checkerboard(tmp_path / "i.csv"))
+    config = TrainingConfig(l2_grid=(5.0,))
+    a_in, b_in, a_done = threading.Event(), threading.Event(), threading.Event()
+    seen_by_b: list[set[int]] = []
+    original = run_search
+
+    def gated(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name == "A":
+            a_in.set()
+            assert b_in.wait(30)
+        else:
+            b_in.set()
+            assert a_done.wait(30)
+            seen_by_b.append(_blas_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(server.training, "run_search", gated)
+    # No outer threadpool_limits here: OpenBLAS ignores a worker thread's limit while the main
+    # thread holds one of its own. A JobRunner's main thread holds none.
+    before = _blas_threads()
+    if before <= {1}:
+        pytest.skip("BLAS runs a single thread on this machine: there is no limit to restore")
+    a = threading.Thread(target=train_model, args=(interactions, config), name="A")
+    b = threading.Thread(target=train_model, args=(interactions, config), name="B")
+    a.start()
+    assert a_in.wait(30)
+    b.start()
+    a.join(60)
+    a_done.set()
+    b.join(60)
+    assert seen_by_b == [{1}]
+    assert _blas_threads() == before
