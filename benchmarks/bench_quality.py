@@ -20,13 +20,12 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.bench_context_personal import bootstrap
 from benchmarks.datasets import (
     COMPLETE_JOURNEY,
     ML_100K,
@@ -56,15 +55,27 @@ def peers() -> list[Callable[[Positives], Baseline]]:
 
 
 def pool(reports: Sequence[EvaluationReport]) -> dict[str, Any]:
-    """Metrics pooled over folds, weighted by each fold's evaluated users."""
+    """Metrics pooled over folds, weighted by each fold's evaluated users, and facetwo's paired
+    differences to every other model (`paired`).
+
+    Raises:
+        ValueError: a model's per-user NDCG does not cover its fold's evaluated users.
+    """
     weights = [r.split["evaluated_users"] for r in reports]
     total = sum(weights)
     models: dict[str, dict[str, float]] = {}
     choices: list[dict[str, Any]] = []
     per_user: dict[str, list[float]] = {}
+    users: list[int] = []
     for report, weight in zip(reports, weights, strict=True):
         choices += [m.extra for m in report.models if m.name == "facetwo"]
+        users += report.held_out_users
         for model in report.models:
+            if len(model.per_user_ndcg) != len(report.held_out_users):
+                raise ValueError(
+                    f"{model.name}: {len(model.per_user_ndcg)} per-user values for "
+                    f"{len(report.held_out_users)} evaluated users"
+                )
             per_user.setdefault(model.name, []).extend(model.per_user_ndcg)
             entry = models.setdefault(model.name, {key: 0.0 for key in METRICS})
             for key in METRICS:
@@ -76,24 +87,41 @@ def pool(reports: Sequence[EvaluationReport]) -> dict[str, Any]:
     return {
         "folds": len(reports),
         "evaluated_users": total,
+        "distinct_users": len(set(users)),
         "models": models,
         "facetwo_choices": choices,
-        "facetwo_minus": paired(per_user),
+        "paired_k": max(reports[0].ks) if reports else 0,
+        "facetwo_minus": paired(per_user, users),
     }
 
 
-def paired(per_user: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    """facetwo's NDCG@20 minus each other model's, over the same users: the mean difference
-    and its 95% bootstrap interval (users resampled)."""
+def paired(
+    per_user: Mapping[str, Sequence[float]], users: Sequence[int], rounds: int = 2000
+) -> dict[str, dict[str, float]]:
+    """facetwo's per-user NDCG minus each other model's, over the same (fold, user) rows: the
+    pooled mean difference and its 95% interval by a cluster bootstrap over distinct users.
+
+    Strong-protocol folds draw their held-out users independently, so one user can be evaluated
+    in several folds with the same history and targets; those rows are not independent, and
+    resampling them one by one would make the interval too narrow. Each bootstrap round draws
+    distinct users with replacement and takes all of their rows.
+    """
     own = np.array(per_user.get("facetwo", ()), np.float64)
+    ids = np.array(users, np.int64)
+    if own.size == 0 or own.size != ids.size:
+        return {}
+    _, cluster = np.unique(ids, return_inverse=True)
+    counts = np.bincount(cluster).astype(np.float64)
+    draws = np.random.default_rng(0).integers(0, counts.size, size=(rounds, counts.size))
     out: dict[str, dict[str, float]] = {}
     for name, values in per_user.items():
-        other = np.array(values, np.float64)
-        if name == "facetwo" or other.size != own.size or own.size == 0:
+        if name == "facetwo":
             continue
-        diff = own - other
-        low, high = bootstrap(diff, seed=0)
-        out[name] = {"mean": float(diff.mean()), "low": low, "high": high}
+        diff = own - np.array(values, np.float64)
+        sums = np.bincount(cluster, weights=diff)
+        means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+        low, high = np.quantile(means, [0.025, 0.975])
+        out[name] = {"mean": float(diff.mean()), "low": float(low), "high": float(high)}
     return out
 
 
@@ -101,7 +129,10 @@ def table(title: str, pooled: dict[str, Any]) -> str:
     header = (
         f"{'model':<12}" + "".join(f"{k:>12}" for k in METRICS) + f"{'train s':>9}{'bytes':>15}"
     )
-    lines = [f"### {title} ({pooled['folds']} fold(s), {pooled['evaluated_users']} users)", ""]
+    users = f"{pooled['evaluated_users']} users"
+    if pooled.get("distinct_users", pooled["evaluated_users"]) != pooled["evaluated_users"]:
+        users = f"{pooled['evaluated_users']} user-folds, {pooled['distinct_users']} distinct users"
+    lines = [f"### {title} ({pooled['folds']} fold(s), {users})", ""]
     lines += ["```", header, "-" * len(header)]
     for name, m in pooled["models"].items():
         row = f"{name:<12}" + "".join(f"{m[k]:>12.4f}" for k in METRICS)
@@ -109,7 +140,8 @@ def table(title: str, pooled: dict[str, Any]) -> str:
     lines.append("```")
     for name, d in pooled.get("facetwo_minus", {}).items():
         lines.append(
-            f"facetwo - {name}: NDCG@20 {d['mean']:+.4f} (95% CI {d['low']:+.4f} to "
+            f"facetwo - {name}: NDCG@{pooled['paired_k']} {d['mean']:+.4f} (95% CI "
+            f"{d['low']:+.4f} to "
             f"{d['high']:+.4f})"
         )
     for number, choice in enumerate(pooled.get("facetwo_choices", ())):

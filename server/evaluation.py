@@ -68,6 +68,8 @@ class EvaluationReport:
     split: dict[str, int]
     models: tuple[ModelResult, ...]
     ks: tuple[int, ...]
+    held_out_users: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    """Each evaluated user's index, in the order of every model's `per_user_ndcg`."""
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` object: metrics keyed by name, one entry per model, and the split."""
@@ -183,6 +185,7 @@ def evaluate(
         },
         models=tuple(results),
         ks=tuple(ks),
+        held_out_users=tuple(u.user for u in split.held_out),
     )
 
 

@@ -58,6 +58,8 @@ class HeldOutUser:
     targets: npt.NDArray[np.int64]
     history_last_seen: npt.NDArray[np.float64]
     """[h, len(EVENT_KINDS)]: last time of each event kind per history item (-inf: never)."""
+    user: int = -1
+    """The user's index in the positives the split was made from (-1: not given)."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def strong_split(
     starts = np.searchsorted(positives.user, held, side="left")
     ends = np.searchsorted(positives.user, held, side="right")
     users = []
-    for start, end in zip(starts, ends, strict=True):
+    for user, start, end in zip(held.tolist(), starts, ends, strict=True):
         items, strength = positives.item[start:end], positives.strength[start:end]
         times, seen = positives.first_time[start:end], positives.last_seen[start:end]
         cut = min(int(np.floor(items.size * fold_in_share)), items.size - 1)
@@ -156,6 +158,7 @@ def strong_split(
                     times[:cut][keep],
                     targets,
                     seen[:cut][keep],
+                    user,
                 )
             )
     return Split(train=train, held_out=tuple(users), test_pairs=_pair_keys(positives, in_test))
@@ -193,7 +196,7 @@ def temporal_split(positives: Positives, *, min_items: int = 5, target_share: fl
         targets = targets[known[targets]]
         if history.size and targets.size:
             times, seen = positives.first_time[first:cut], positives.last_seen[first:cut]
-            users.append(HeldOutUser(history, strength, times, targets, seen))
+            users.append(HeldOutUser(history, strength, times, targets, seen, held))
     return Split(train=train, held_out=tuple(users), test_pairs=_pair_keys(positives, is_target))
 
 

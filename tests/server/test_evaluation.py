@@ -69,5 +69,8 @@ def test_skipped_baselines_and_per_user_ndcg(tmp_path: Path) -> None:
         assert sum(model.per_user_ndcg) / len(model.per_user_ndcg) == pytest.approx(
             model.metrics["ndcg@20"]
         )
+    users = report.held_out_users
+    assert len(set(users)) == len(users) == report.split["evaluated_users"]
+    assert min(users) >= 0
     facetwo = report.models[0].per_user_ndcg
     assert min(facetwo) > 0.5  # every user's 2 targets are in the cluster's top 4
