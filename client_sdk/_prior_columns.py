@@ -336,7 +336,7 @@ class _Table:
             )
         expected = ", ".join(level for level in LEVELS if level in allowed)
         raise ValueError(
-            f"{self.place(name, position)}: expected one of {expected}, found {found!r}"
+            f"{self.place(name, position)}: expected one of {expected}, found {_short(found)}"
         )
 
     def check(
@@ -351,7 +351,8 @@ class _Table:
             return
         position = int(np.argmin(ok))
         raise ValueError(
-            f"{self.place(name, position, per_key)}: expected {expected}, found {value[position]!r}"
+            f"{self.place(name, position, per_key)}: expected {expected}, "
+            f"found {_short(value[position])}"
         )
 
     def between(
@@ -396,6 +397,12 @@ def _object(raw: object, where: str) -> Mapping[str, Any]:
     if type(raw) is not dict:
         raise ValueError(f"field '{where}': expected an object of columns, found {_kind(raw)}")
     return raw
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """repr(value), cut to `limit` characters: a hostile file cannot make a huge message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _kind(value: object) -> str:

@@ -463,3 +463,10 @@ def test_parsed_mappings_are_checked_again_against_a_higher_floor() -> None:
         dataclasses.replace(parsed, min_buyers=13, categories={})
     with pytest.raises(ValueError, match=r"item_categories\['yoghurt'\]: unknown category 'dairy'"):
         dataclasses.replace(parsed, categories={"home": HOME})
+
+
+def test_a_huge_bad_value_is_cut_short_in_the_message() -> None:
+    with pytest.raises(FormatError) as caught:
+        parse_priors(mutated(_set("items", "level", 0, value="x" * 100_000)))
+    assert "'xxx" in str(caught.value)
+    assert len(str(caught.value)) < 300
