@@ -11,6 +11,7 @@ never used.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -96,16 +97,27 @@ def read_bundle(
     missing = [name for name in REQUIRED_FILES if name not in manifest.files]
     if missing:
         raise FormatError(f"manifest of {path} does not list {', '.join(missing)}")
-    files: dict[str, bytes] = {}
     for name, entry in manifest.files.items():
         if entry.size > max_file_bytes:
             raise DigestMismatchError(
                 f"file {name!r} is listed at {entry.size} bytes, over the cap of {max_file_bytes}"
             )
-        data = _read_capped(path / name, entry.size, DigestMismatchError)
-        verify_file(manifest, name, data)
-        files[name] = data
+    # Reading and hashing release the GIL: the largest file (the model) is read and checked on
+    # a helper thread while this one checks the rest. Nothing is parsed until all are checked.
+    largest = max(manifest.files, key=lambda name: manifest.files[name].size)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetwo-verify") as pool:
+        pending = pool.submit(_read_verified, path, manifest, largest)
+        files = {
+            name: _read_verified(path, manifest, name) for name in manifest.files if name != largest
+        }
+        files[largest] = pending.result()
     return VerifiedBundle(path=path, manifest=manifest, files=files)
+
+
+def _read_verified(path: Path, manifest: Manifest, name: str) -> bytes:
+    data = _read_capped(path / name, manifest.files[name].size, DigestMismatchError)
+    verify_file(manifest, name, data)
+    return data
 
 
 def parse_catalog(data: bytes, manifest: Manifest) -> BundleCatalog:

@@ -119,6 +119,7 @@ def test_tampered_bundle_is_refused_with_its_specific_error(
     tamper(victim, signing_key)
     with pytest.raises(error):
         Recommender.open(victim, trusted_keys=[signing_key.public_key()], now=FIXED_NOW)
+    assert not [t for t in threading.enumerate() if t.name.startswith("facetwo-")]
     # The untouched original still opens and serves.
     with Recommender.open(
         tiny_bundle, trusted_keys=[signing_key.public_key()], now=FIXED_NOW
@@ -211,9 +212,11 @@ def _replace_signed(bundle: Path, key: Ed25519PrivateKey, name: str, data: bytes
 def test_a_signed_but_malformed_file_fails_open_and_leaves_no_thread(
     tiny_bundle: Path, signing_key: Ed25519PrivateKey, name: str, data: bytes, message: str
 ) -> None:
-    """The model loads beside the catalogue parse: either failing fails `open` with its own
-    error, and the loading thread is gone when `open` returns."""
+    """The model loads beside the catalogue parse (and is read and hashed beside the other
+    files): either failing fails `open` with its own error, and no helper thread outlives it."""
     _replace_signed(tiny_bundle, signing_key, name, data)
     with pytest.raises(FormatError, match=message):
         Recommender.open(tiny_bundle, trusted_keys=[signing_key.public_key()], now=FIXED_NOW)
-    assert not [t for t in threading.enumerate() if t.name.startswith("facetwo-open")]
+    assert not [
+        t for t in threading.enumerate() if t.name.startswith(("facetwo-open", "facetwo-verify"))
+    ]
