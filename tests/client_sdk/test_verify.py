@@ -119,7 +119,7 @@ def test_tampered_bundle_is_refused_with_its_specific_error(
     tamper(victim, signing_key)
     with pytest.raises(error):
         Recommender.open(victim, trusted_keys=[signing_key.public_key()], now=FIXED_NOW)
-    assert not [t for t in threading.enumerate() if t.name.startswith("facetwo-")]
+    assert not _open_helpers()
     # The untouched original still opens and serves.
     with Recommender.open(
         tiny_bundle, trusted_keys=[signing_key.public_key()], now=FIXED_NOW
@@ -190,6 +190,13 @@ def test_deeply_nested_json_is_a_verification_error(
     signed_nested = sign_manifest(nested, [signing_key])
     with pytest.raises(FormatError, match="not UTF-8 JSON"):
         verify_manifest(nested, signed_nested, [signing_key.public_key()], now=FIXED_NOW)
+
+
+def _open_helpers() -> list[threading.Thread]:
+    """The helper threads of `Recommender.open` and `read_bundle` still alive."""
+    return [
+        t for t in threading.enumerate() if t.name.startswith(("facetwo-open", "facetwo-verify"))
+    ]
 
 
 def _replace_signed(bundle: Path, key: Ed25519PrivateKey, name: str, data: bytes) -> None:
