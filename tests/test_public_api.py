@@ -64,6 +64,16 @@ def test_dependency_direction_in_source() -> None:
             assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 
+def test_the_sdk_imports_only_its_declared_dependencies() -> None:
+    """An allow-list, not a deny-list: a stray import of anything else (threadpoolctl, say) in
+    client_sdk fails here, as installing the SDK would not bring it."""
+    allowed = set(sys.stdlib_module_names) | {"client_sdk", "numpy", "onnxruntime", "cryptography"}
+    allowed.add("tuf")  # the optional `keyring` is loaded by importlib, only when asked for
+    for path in (ROOT / "client_sdk").rglob("*.py"):
+        extra = _imports(path) - allowed
+        assert not extra, f"{path.relative_to(ROOT)} imports {sorted(extra)}"
+
+
 def test_every_package_ships_py_typed() -> None:
     for package in ("client_sdk", "model_export", "server"):
         assert (ROOT / package / "py.typed").is_file()
