@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import threadpoolctl
 from threadpoolctl import threadpool_limits
 
 from model_export.export import LowRankModel, LowRankSparseModel, SparseItemModel, TrainedModel
@@ -200,7 +201,13 @@ def _blas_threads(
 
 class _SharedBlasLimit:
     """A process-wide limit of one BLAS thread, held by any number of trainings at once
-    (threads of a `JobRunner`): the first in sets it, the last out restores the original."""
+    (threads of a `JobRunner`): the first in sets it, the last out restores the original.
+
+    threadpoolctl lets one "controlling" thread change a pthreads OpenBLAS and silently ignores
+    the others until that thread exits its `with` block or dies; a JobRunner's threads outlive
+    their jobs. The limit is the process's by design, so whichever thread sets or restores it
+    first clears that control (under the lock, so two of ours never race).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -209,18 +216,39 @@ class _SharedBlasLimit:
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        with self._lock:
-            if self._holders == 0:
-                self._limiter = threadpool_limits(limits=1, user_api="blas")
-            self._holders += 1
+        holding = False
         try:
+            with self._lock:
+                if self._holders == 0:
+                    _release_blas_control()
+                    self._limiter = threadpool_limits(limits=1, user_api="blas")
+                    _release_blas_control()
+                self._holders += 1
+                holding = True
             yield
         finally:
-            with self._lock:
-                self._holders -= 1
-                if self._holders == 0 and self._limiter is not None:
-                    self._limiter.restore_original_limits()
-                    self._limiter = None
+            if holding:
+                self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders > 0 or self._limiter is None:
+                return
+            limiter, self._limiter = self._limiter, None
+            _release_blas_control()
+            try:
+                limiter.restore_original_limits()
+            finally:
+                _release_blas_control()
+
+
+def _release_blas_control() -> None:
+    """Let the next thread that sets BLAS limits have its way (see `_SharedBlasLimit`)."""
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    clear = getattr(controller, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
 
 
 _ONE_BLAS_THREAD = _SharedBlasLimit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -291,18 +292,59 @@ def test_overlapping_trainings_share_the_limit_and_the_last_restores_it(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(server.training, "run_search", gated)
-    # No outer threadpool_limits here: OpenBLAS ignores a worker thread's limit while the main
-    # thread holds one of its own. A JobRunner's main thread holds none.
-    before = _blas_threads()
-    if before <= {1}:
-        pytest.skip("BLAS runs a single thread on this machine: there is no limit to restore")
-    a = threading.Thread(target=train_model, args=(interactions, config), name="A")
-    b = threading.Thread(target=train_model, args=(interactions, config), name="B")
-    a.start()
-    assert a_in.wait(30)
-    b.start()
-    a.join(60)
-    a_done.set()
-    b.join(60)
-    assert seen_by_b == [{1}]
-    assert _blas_threads() == before
+    with threadpool_limits(limits=2, user_api="blas"):  # held by this (the main) thread
+        a = threading.Thread(target=train_model, args=(interactions, config), name="A")
+        b = threading.Thread(target=train_model, args=(interactions, config), name="B")
+        a.start()
+        assert a_in.wait(30)
+        b.start()
+        a.join(60)
+        a_done.set()
+        b.join(60)
+        assert seen_by_b == [{1}]
+        assert _blas_threads() == {2}
+
+
+def test_trainings_on_long_lived_pool_threads_set_and_restore_the_limit() -> None:
+    """A JobRunner's threads outlive their jobs: each job still gets its one thread, whichever
+    thread set the limit before, and the last one out restores the count for good."""
+    from server.training import _ONE_BLAS_THREAD
+
+    seen: list[set[int]] = []
+    a_in, b_in, a_out, first_done, release = (threading.Event() for _ in range(5))
+
+    def job() -> None:
+        with _ONE_BLAS_THREAD.held():
+            seen.append(_blas_threads())
+
+    def a() -> None:
+        with _ONE_BLAS_THREAD.held():
+            a_in.set()
+            assert b_in.wait(10)
+        a_out.set()
+
+    def b() -> set[int]:
+        with _ONE_BLAS_THREAD.held():
+            b_in.set()
+            assert a_out.wait(10)
+            seen.append(_blas_threads())
+        return _blas_threads()
+
+    def first() -> None:
+        job()
+        first_done.set()
+        assert release.wait(10)
+
+    with threadpool_limits(limits=2, user_api="blas"), ThreadPoolExecutor(2) as pool:
+        fa = pool.submit(a)
+        assert a_in.wait(10)
+        fb = pool.submit(b)
+        fa.result()
+        assert fb.result() == {2}  # B, last out, restored the count
+        f = pool.submit(first)  # one pool thread stays alive after its job
+        assert first_done.wait(10)
+        pool.submit(job).result()  # a job on the other thread still gets its limit
+        release.set()
+        f.result()
+        assert _blas_threads() == {2}
+    assert seen == [{1}, {1}, {1}]
