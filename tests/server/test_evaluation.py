@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from server.data import load_interactions
 from server.evaluation import evaluate
-from server.training import TrainingConfig
+from server.training import TrainingConfig, train_model
 
 
 def write_clusters(path: Path, *, clusters: int = 4, size: int = 8, users: int = 60) -> Path:
@@ -74,3 +75,37 @@ def test_skipped_baselines_and_per_user_ndcg(tmp_path: Path) -> None:
     assert min(users) >= 0
     facetwo = report.models[0].per_user_ndcg
     assert min(facetwo) > 0.5  # every user's 2 targets are in the cluster's top 4
+
+
+def test_facetwo_trains_without_gift_rows_as_build_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gift rows feed `facetwo build`'s gift prior, not its model: `evaluate` trains facetwo the
+    same way, while the baselines see every positive."""
+    import server.evaluation
+
+    plain = write_clusters(tmp_path / "plain.csv")
+    with plain.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    gifted = [[*rows[0], "gift"]] + [[*row, "false"] for row in rows[1:]]
+    for number, row in enumerate(rows[1:]):
+        if number % 3 == 0:  # a third of the users also bought the same toy as a gift
+            gifted.append([row[0], "gift-toy", row[2], "true"])
+    path = tmp_path / "gifts.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(gifted)
+    interactions = load_interactions(path)
+    seen: list[int] = []
+    original = train_model
+
+    def recording(rows: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(int(np.count_nonzero(np.asarray(rows.item) == toy)))
+        assert rows.gift is None or not rows.gift.any()
+        return original(rows, *args, **kwargs)
+
+    toy = interactions.items.index("gift-toy")
+    monkeypatch.setattr(server.evaluation, "train_model", recording)
+    config = TrainingConfig(l2_grid=(1.0,), popularity_grid=(0.0,), neighbors=(8,), ranks=(4,))
+    report = evaluate(interactions, config=config, skip=("item-knn", "ease"))
+    assert seen == [0]
+    assert report.split["train_positives"] > 0
