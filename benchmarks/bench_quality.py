@@ -59,7 +59,8 @@ def pool(reports: Sequence[EvaluationReport]) -> dict[str, Any]:
     differences to every other model (`paired`).
 
     Raises:
-        ValueError: a model's per-user NDCG does not cover its fold's evaluated users.
+        ValueError: the folds hold different models, or a model's per-user NDCG does not cover
+            its fold's evaluated users.
     """
     weights = [r.split["evaluated_users"] for r in reports]
     total = sum(weights)
@@ -67,7 +68,11 @@ def pool(reports: Sequence[EvaluationReport]) -> dict[str, Any]:
     choices: list[dict[str, Any]] = []
     per_user: dict[str, list[float]] = {}
     users: list[int] = []
+    names = [m.name for m in reports[0].models] if reports else []
     for report, weight in zip(reports, weights, strict=True):
+        if [m.name for m in report.models] != names:
+            found = [m.name for m in report.models]
+            raise ValueError(f"a fold holds the models {found}, the first one {names}")
         choices += [m.extra for m in report.models if m.name == "facetwo"]
         users += report.held_out_users
         for model in report.models:

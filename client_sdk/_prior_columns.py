@@ -26,6 +26,7 @@ Guarantees (the same as version 1's, column by column):
 from __future__ import annotations
 
 import math
+import reprlib
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ __all__ = [
     "PriorColumns",
     "read_category_links",
     "read_prior_columns",
+    "short_repr",
 ]
 
 LEVELS = ("item", "category", "shop", "default")
@@ -336,7 +338,7 @@ class _Table:
             )
         expected = ", ".join(level for level in LEVELS if level in allowed)
         raise ValueError(
-            f"{self.place(name, position)}: expected one of {expected}, found {_short(found)}"
+            f"{self.place(name, position)}: expected one of {expected}, found {short_repr(found)}"
         )
 
     def check(
@@ -352,7 +354,7 @@ class _Table:
         position = int(np.argmin(ok))
         raise ValueError(
             f"{self.place(name, position, per_key)}: expected {expected}, "
-            f"found {_short(value[position])}"
+            f"found {short_repr(value[position])}"
         )
 
     def between(
@@ -374,7 +376,7 @@ def _quantiles(table: _Table) -> list[float]:
         position = row * per_key + step + 1
         raise ValueError(
             f"{table.place('quantiles_days', position, per_key)}: expected days in ascending "
-            f"order, found {value[position]!r} after {value[position - 1]!r}"
+            f"order, found {short_repr(value[position])} after {short_repr(value[position - 1])}"
         )
     return value
 
@@ -399,10 +401,15 @@ def _object(raw: object, where: str) -> Mapping[str, Any]:
     return raw
 
 
-def _short(value: object, limit: int = 80) -> str:
-    """repr(value), cut to `limit` characters: a hostile file cannot make a huge message."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 2, 80, 80, 40
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 6
+
+
+def short_repr(value: object) -> str:
+    """repr(value) cut short (strings to 80 characters, lists to 6 items), without building the
+    whole text first: a hostile file cannot make a huge error message."""
+    return _REPR.repr(value)
 
 
 def _kind(value: object) -> str:

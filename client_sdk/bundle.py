@@ -10,12 +10,12 @@ never used.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ._crypto import PublicKeyLike, load_public_key
 from .catalog import CATALOG_FILE as CATALOG_FILE
@@ -42,6 +42,8 @@ GIFT_PRIOR_FILE = "gift_prior.json"
 """optional: what is bought as a gift, per month and part of day, for gift mode (same format)."""
 REQUIRED_FILES = (MODEL_FILE, CATALOG_FILE)
 DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
+_B = TypeVar("_B")
+_F = TypeVar("_F")
 
 
 @dataclass(frozen=True)
@@ -105,13 +107,32 @@ def read_bundle(
     # Reading and hashing release the GIL: the largest file (the model) is read and checked on
     # a helper thread while this one checks the rest. Nothing is parsed until all are checked.
     largest = max(manifest.files, key=lambda name: manifest.files[name].size)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetwo-verify") as pool:
-        pending = pool.submit(_read_verified, path, manifest, largest)
-        files = {
+    big, files = run_beside(
+        lambda: _read_verified(path, manifest, largest),
+        lambda: {
             name: _read_verified(path, manifest, name) for name in manifest.files if name != largest
-        }
-        files[largest] = pending.result()
+        },
+        name="facetwo-verify",
+    )
+    files[largest] = big
     return VerifiedBundle(path=path, manifest=manifest, files=files)
+
+
+def run_beside(
+    background: Callable[[], _B], foreground: Callable[[], _F], *, name: str
+) -> tuple[_B, _F]:
+    """Run `background` on a helper thread named `name` while `foreground` runs on this one,
+    and return both results; the helper is joined on every path. An error in `foreground`
+    wins (it is raised once the helper is done). Where no thread can start (the interpreter
+    is shutting down, a thread limit), both run here, in turn.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
+        try:
+            pending = pool.submit(background)
+        except RuntimeError:
+            return background(), foreground()
+        here = foreground()
+        return pending.result(), here
 
 
 def _read_verified(path: Path, manifest: Manifest, name: str) -> bytes:

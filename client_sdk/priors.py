@@ -45,6 +45,7 @@ from ._prior_columns import (
     count_entries,
     read_category_links,
     read_prior_columns,
+    short_repr,
 )
 from .bundle import REORDER_PRIORS_FILE, VerifiedBundle
 from .errors import FormatError
@@ -128,10 +129,10 @@ class IntervalPrior:
         ):
             raise ValueError(
                 f"quantiles_days must be {len(QUANTILE_LEVELS)} finite numbers >= 1, "
-                f"found {self.quantiles_days!r}"
+                f"found {short_repr(self.quantiles_days)}"
             )
         if list(self.quantiles_days) != sorted(self.quantiles_days):
-            raise ValueError(f"quantiles_days must ascend, found {self.quantiles_days!r}")
+            raise ValueError(f"quantiles_days must ascend, found {short_repr(self.quantiles_days)}")
 
     @property
     def median_days(self) -> float:
@@ -323,7 +324,7 @@ def _parse_rows(raw: dict[str, Any]) -> ReorderPriors:
             raise FormatError(f"{_FILE}: field '{where[:-1]}': expected an object")
         name = _get(entry, "name", str, where)
         if name in categories:
-            raise FormatError(f"{_FILE}: field '{where}name': duplicate {name!r}")
+            raise FormatError(f"{_FILE}: field '{where}name': duplicate {short_repr(name)}")
         categories[name] = _parse_prior(entry, where)
         names.append(name)
     links: dict[str, str] = {}
@@ -331,7 +332,7 @@ def _parse_rows(raw: dict[str, Any]) -> ReorderPriors:
         if type(position) is not int or not 0 <= position < len(names):
             raise FormatError(
                 f"{_FILE}: field 'item_categories.{item_id}': expected a category index in "
-                f"[0, {len(names)}), found {position!r}"
+                f"[0, {len(names)}), found {short_repr(position)}"
             )
         links[item_id] = names[position]
     items = {
@@ -449,7 +450,7 @@ def _params(raw: Mapping[str, Any]) -> dict[str, float]:
     known = DueParams.__dataclass_fields__
     unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise FormatError(f"{_FILE}: field 'params': unknown parameter(s) {unknown}")
+        raise FormatError(f"{_FILE}: field 'params': unknown parameter(s) {short_repr(unknown)}")
     return {name: _number(raw, name, "params.") for name in raw}
 
 
@@ -469,13 +470,15 @@ def _number(raw: Mapping[str, Any], name: str, where: str) -> float:
 
 def _as_number(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise FormatError(f"{_FILE}: field '{where}': expected a finite number, found {value!r}")
+        raise FormatError(
+            f"{_FILE}: field '{where}': expected a finite number, found {short_repr(value)}"
+        )
     return float(value)
 
 
 def _check_level(name: str, level: str) -> None:
     if level not in LEVELS:
-        raise ValueError(f"{name} must be one of {', '.join(LEVELS)}, found {level!r}")
+        raise ValueError(f"{name} must be one of {', '.join(LEVELS)}, found {short_repr(level)}")
 
 
 def _check_range(
@@ -491,7 +494,9 @@ def _check_range(
     ok = ok and (value < high if high_open else value <= high)
     if not ok:
         left, right = "(" if low_open else "[", ")" if high_open else "]"
-        raise ValueError(f"{name} must be in {left}{low:g}, {high:g}{right}, found {value!r}")
+        raise ValueError(
+            f"{name} must be in {left}{low:g}, {high:g}{right}, found {short_repr(value)}"
+        )
 
 
 def _check_anonymity(

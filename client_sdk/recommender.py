@@ -13,7 +13,6 @@ import json
 import logging
 import threading
 from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING
 from ._crypto import PublicKeyLike
 from ._shortcut_api import ShortcutControls
 from ._shortcut_desk import ShortcutDesk
-from .bundle import MODEL_FILE, BundleCatalog, read_bundle
+from .bundle import MODEL_FILE, BundleCatalog, read_bundle, run_beside
 from .controls import DISMISS_REASONS, INTENTS, ShopperState
 from .errors import StoreError
 from .extras import BundleExtras
@@ -154,11 +153,13 @@ class Recommender(ShortcutControls):
             bundle_dir, trusted_keys, now=now, max_file_bytes=config.max_file_bytes
         )
         # onnxruntime builds the session without the GIL: parse the catalogue meanwhile.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetwo-open") as pool:
-            session = pool.submit(load_session, bundle.files[MODEL_FILE], threads=config.threads)
-            catalog = bundle.catalog()
-            extras = BundleExtras.load(bundle, catalog)  # parsed in the background, see below
-            scorer = Scorer(session.result(), len(catalog))
+        session, catalog = run_beside(
+            lambda: load_session(bundle.files[MODEL_FILE], threads=config.threads),
+            bundle.catalog,
+            name="facetwo-open",
+        )
+        extras = BundleExtras.load(bundle, catalog)  # parsed in the background, see below
+        scorer = Scorer(session, len(catalog))
         if isinstance(store, PrivateStore):
             if store_key is not None:
                 raise ValueError("store_key must be None when store is an open PrivateStore")

@@ -42,3 +42,6 @@ def test_pool_counts_distinct_users_and_refuses_misaligned_rows() -> None:
     short = _report((4, 5), {"facetwo": (1.0, 0.0), "ease": (0.0,)})
     with pytest.raises(ValueError, match="ease: 1 per-user values for 2 evaluated users"):
         pool([first, short])
+    missing = _report((4, 5), {"facetwo": (1.0, 0.0)})
+    with pytest.raises(ValueError, match=r"the models \['facetwo'\], the first one"):
+        pool([first, missing])

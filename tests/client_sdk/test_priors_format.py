@@ -465,8 +465,19 @@ def test_parsed_mappings_are_checked_again_against_a_higher_floor() -> None:
         dataclasses.replace(parsed, categories={"home": HOME})
 
 
-def test_a_huge_bad_value_is_cut_short_in_the_message() -> None:
+@pytest.mark.parametrize(
+    "change",
+    [
+        _set("items", "level", 0, value="x" * 100_000),
+        _set("shop", "repeat_probability", value="x" * 100_000),
+        _set("params", "x" * 100_000, value=1.0),
+    ],
+    ids=["column", "shop", "params"],
+)
+def test_a_huge_bad_value_is_cut_short_in_the_message(
+    change: Callable[[dict[str, Any]], None],
+) -> None:
     with pytest.raises(FormatError) as caught:
-        parse_priors(mutated(_set("items", "level", 0, value="x" * 100_000)))
+        parse_priors(mutated(change))
     assert "'xxx" in str(caught.value)
     assert len(str(caught.value)) < 300

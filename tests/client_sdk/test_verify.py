@@ -7,6 +7,7 @@ import json
 import shutil
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -227,3 +228,21 @@ def test_a_signed_but_malformed_file_fails_open_and_leaves_no_thread(
     assert not [
         t for t in threading.enumerate() if t.name.startswith(("facetwo-open", "facetwo-verify"))
     ]
+
+
+def test_open_works_where_no_helper_thread_can_start(
+    tiny_bundle: Path, signing_key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At interpreter shutdown, or at a thread limit, `submit` raises RuntimeError: the files
+    are then verified, and the model loaded, on the calling thread."""
+
+    def refuse(*_args: object, **_kwargs: object) -> object:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", refuse)
+    keys = [signing_key.public_key()]
+    with Recommender.open(tiny_bundle, trusted_keys=keys, now=FIXED_NOW) as rec:
+        assert rec.recommend(k=2)
+    _flip_model_bit(tiny_bundle, signing_key)
+    with pytest.raises(DigestMismatchError):
+        Recommender.open(tiny_bundle, trusted_keys=keys, now=FIXED_NOW)
