@@ -181,6 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="leave out these reference baselines (EASE's dense inverse takes most of a run)",
     )
     parser.add_argument("--first-seed", type=int, default=0, help="the first strong-protocol seed")
+    parser.add_argument(
+        "--disjoint",
+        action="store_true",
+        help="strong folds hold out disjoint parts of the users (k-fold: each user once), "
+        "shuffled by --first-seed",
+    )
     parser.add_argument("--json", type=Path, help="write every pooled table as JSON")
     args = parser.parse_args(argv)
     extra = [] if args.no_peers else peers()
@@ -202,9 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     evaluate(
                         interactions,
                         protocol=protocol,
-                        seed=seed,
+                        seed=first if args.disjoint else seed,
                         extra_baselines=extra,
                         skip=args.skip,
+                        part=(seed - first, args.folds)
+                        if args.disjoint and protocol == "strong"
+                        else None,
                     )
                     for seed in seeds
                 ]

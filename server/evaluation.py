@@ -115,6 +115,7 @@ def evaluate(
     config: TrainingConfig | None = None,
     extra_baselines: Sequence[Callable[[Positives], Baseline]] = (),
     skip: Sequence[str] = (),
+    part: tuple[int, int] | None = None,
     progress: Progress | None = None,
 ) -> EvaluationReport:
     """Run the protocol and score facetwo (through the SDK) and the baselines on one split.
@@ -122,7 +123,8 @@ def evaluate(
     `extra_baselines` are more reference models (trained on the split's training positives),
     for example outside libraries in the benchmarks. `skip` leaves out reference baselines
     named in `SKIPPABLE` (EASE's dense inverse dominates a run on a large catalogue); the
-    protocol of EVALUATION.md runs them all.
+    protocol of EVALUATION.md runs them all. `part=(i, k)` (strong protocol) holds out the
+    i-th of k disjoint parts of the eligible users, shuffled by `seed` (`strong_split`).
 
     Raises:
         ValueError: unknown protocol, bad k or an unknown name in `skip`.
@@ -138,7 +140,9 @@ def evaluate(
     say = progress or (lambda _message: None)
     positives = collapse_positives(interactions)
     split = (
-        strong_split(positives, seed=seed) if protocol == "strong" else temporal_split(positives)
+        strong_split(positives, seed=seed, part=part)
+        if protocol == "strong"
+        else temporal_split(positives)
     )
     if not split.held_out:
         raise TrainingError(

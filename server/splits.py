@@ -116,6 +116,7 @@ def strong_split(
     seed: int = 0,
     min_items: int = 5,
     fold_in_share: float = 0.8,
+    part: tuple[int, int] | None = None,
 ) -> Split:
     """Hold out a share of users with at least `min_items` items; train on all other users.
 
@@ -123,18 +124,28 @@ def strong_split(
     history) and the rest (the targets, at least one). Items that never occur in training are
     dropped from both.
 
+    `part=(i, k)` holds out the i-th of k disjoint, near-equal parts of the eligible users
+    (shuffled by `seed`) instead of a random `held_out_fraction`: k such splits evaluate every
+    eligible user exactly once (k-fold cross-validation over users).
+
     Raises:
-        ValueError: a fraction is outside (0, 1).
+        ValueError: a fraction is outside (0, 1), or `part` is not (i, k) with 0 <= i < k.
     """
     if not 0.0 < held_out_fraction < 1.0:
         raise ValueError(f"held_out_fraction must be in (0, 1), found {held_out_fraction}")
     if not 0.0 < fold_in_share < 1.0:
         raise ValueError(f"fold_in_share must be in (0, 1), found {fold_in_share}")
+    if part is not None and not (len(part) == 2 and 0 <= part[0] < part[1]):
+        raise ValueError(f"part must be (i, k) with 0 <= i < k, found {part}")
     counts = np.bincount(positives.user, minlength=positives.n_users)
     eligible = np.flatnonzero(counts >= min_items)
     rng = np.random.default_rng(seed)
-    n_held = round(eligible.size * held_out_fraction)
-    held = np.sort(rng.choice(eligible, size=n_held, replace=False)) if n_held else eligible[:0]
+    if part is not None:
+        index, parts = part
+        held = np.sort(np.array_split(rng.permutation(eligible), parts)[index])
+    else:
+        n_held = round(eligible.size * held_out_fraction)
+        held = np.sort(rng.choice(eligible, size=n_held, replace=False)) if n_held else eligible[:0]
     is_held = np.zeros(positives.n_users, bool)
     is_held[held] = True
     in_test = is_held[positives.user]

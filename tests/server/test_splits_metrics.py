@@ -62,6 +62,29 @@ def test_strong_split_holds_out_whole_users_in_time_order(tmp_path: Path) -> Non
     ]
 
 
+def test_disjoint_parts_evaluate_every_eligible_user_once(tmp_path: Path) -> None:
+    rows = [
+        (f"u{u}", f"i{(u + t) % 12}", 1000 * u + t, "purchase")
+        for u in range(43)
+        for t in range(10)
+    ]
+    rows += [("short", "i1", 1, "purchase"), ("short", "i2", 2, "purchase")]  # under 5 items
+    positives = collapse_positives(load_interactions(_write(tmp_path / "i.csv", rows)))
+    held = [
+        [u.user for u in strong_split(positives, seed=7, part=(i, 10)).held_out] for i in range(10)
+    ]
+    assert sorted(len(h) for h in held) == [4] * 7 + [5] * 3  # 43 users in 10 near-equal parts
+    every = sorted(u for h in held for u in h)
+    short = positives.n_users - 1  # "short" appears last
+    assert every == [u for u in range(positives.n_users) if u != short]
+    assert held != [
+        [u.user for u in strong_split(positives, seed=8, part=(i, 10)).held_out] for i in range(10)
+    ]  # another seed shuffles differently
+    for bad in ((10, 10), (-1, 10), (0, 0)):
+        with pytest.raises(ValueError, match=r"part must be \(i, k\)"):
+            strong_split(positives, part=bad)
+
+
 def test_items_unknown_to_training_are_dropped(tmp_path: Path) -> None:
     rows = [(f"u{u}", f"i{t}", t, "purchase") for u in range(10) for t in range(5)]
     rows += [("u0", "only-u0", 99, "purchase")]
