@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -81,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         help="model form (default: the validation split chooses)",
     )
     build.add_argument("--valid-days", type=int, default=90, help="days until the bundle expires")
+    build.add_argument(
+        "--reorder-priors-version",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="reorder_priors.json version (1: for devices whose SDK reads only version 1)",
+    )
     build.set_defaults(handler=_build)
 
     evaluate = sub.add_parser(
@@ -162,7 +170,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .pipeline import build_bundle
+    from .pipeline import DEFAULT_REORDER_TUNING, build_bundle
 
     if args.valid_days < 1:
         raise ValueError(f"--valid-days must be >= 1, found {args.valid_days}")
@@ -175,6 +183,7 @@ def _build(args: argparse.Namespace) -> int:
         model_version=args.model_version,
         config=_training_config(args),
         valid_for=timedelta(days=args.valid_days),
+        reorder_priors=replace(DEFAULT_REORDER_TUNING, file_version=args.reorder_priors_version),
         progress=lambda message: print(message, file=sys.stderr),
     )
     print(

@@ -77,8 +77,13 @@ class TuningConfig:
     spread_scales: tuple[float, ...] = (0.15, 0.25, 0.5, 0.75, 1.0)
     continuation_strengths: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0)
     irregular_shares: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
+    file_version: int = 2
+    """The `reorder_priors.json` version written: 1 for devices whose SDK reads only version 1
+    (they would fall back to their default priors), 2 (columns) otherwise."""
 
     def __post_init__(self) -> None:
+        if self.file_version not in (1, 2):
+            raise ValueError(f"file_version must be 1 or 2, found {self.file_version!r}")
         if not 1 <= self.horizon_days <= 366:
             raise ValueError(f"horizon_days must be in [1, 366], found {self.horizon_days}")
         if not 0.0 < self.quantile < 1.0:
@@ -213,7 +218,7 @@ def reorder_priors_file(
         prior_config=prior_config,
         tuning=tuning,
     )
-    return encode_priors(priors)
+    return encode_priors(priors, version=(tuning or TuningConfig()).file_version)
 
 
 def _sample(split: ReorderSplit, config: TuningConfig) -> ReorderSplit:

@@ -5,12 +5,15 @@ recommends with reasons. And the service's disk being tampered with after publis
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from client_sdk import DigestMismatchError, Recommender, Updater
+from client_sdk.bundle import REORDER_PRIORS_FILE
+from client_sdk.priors import parse_priors
 from server.app import create_app
 from server.auth import hash_token
 from server.cli import main
@@ -38,6 +41,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 "--signing-key", str(root / "keys" / "online" / "signing.key"),
                 "--out", str(root / f"v{version}"),
                 "--model-version", str(version),
+                # v8 as for devices whose SDK reads only version 1 of the reorder priors
+                "--reorder-priors-version", "2" if version == 7 else "1",
             ]
         )  # fmt: skip
         assert status == 0
@@ -143,3 +148,27 @@ def test_demo_runs_and_tells_its_story(tmp_path: Path) -> None:
     assert "because you bought" in text
     assert "refused: DigestMismatchError" in text
     assert "refused: SignatureError" in text
+
+
+def test_build_writes_the_reorder_priors_version_asked_for(built: dict[str, Path]) -> None:
+    """v7 is built with the default (columns, version 2), v8 with `--reorder-priors-version 1`;
+    both carry the same tuned priors, and the SDK reads either."""
+    versions = {}
+    for name in ("v7", "v8"):
+        data = (built[name] / REORDER_PRIORS_FILE).read_bytes()
+        versions[name] = json.loads(data)["version"]
+        priors = parse_priors(data)
+        assert priors.items and priors.min_buyers >= 1
+    assert versions == {"v7": 2, "v8": 1}
+    first, second = (parse_priors((built[n] / REORDER_PRIORS_FILE).read_bytes()) for n in versions)
+    assert first.params == second.params and dict(first.items) == dict(second.items)
+
+
+def test_an_unknown_reorder_priors_version_is_refused() -> None:
+    from server.reorder_tuning import TuningConfig
+
+    with pytest.raises(ValueError, match="file_version must be 1 or 2, found 3"):
+        TuningConfig(file_version=3)
+    with pytest.raises(SystemExit):  # argparse: not one of the choices
+        main(["build", "--interactions", "i.csv", "--signing-key", "k", "--out", "o",
+              "--reorder-priors-version", "3"])  # fmt: skip
